@@ -1,0 +1,164 @@
+"""Generate a simulation dataset once and cache it on disk, keyed by a hash of its settings.
+
+Each array is its own .npy file written atomically (temp file, then rename); `manifest.json` holds their
+SHA-256 and is written last, so a dataset is complete exactly when its manifest verifies. Generation runs
+under an exclusive file lock, so processes that start together generate it once and the rest read it.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from .dynamics import MassAction, activity_rank, initial_concentrations, integrate
+from .network import Network, build_network, unidentifiable_reactions
+from .params import SimulationParams
+
+ARRAYS = (
+    "concentrations", "dcdt", "metabolite_type", "substrate_edges", "signed_edges", "S", "log_k",
+    "homeostasis_lambda", "homeostasis_baseline",
+)
+
+
+@dataclass
+class Dataset:
+    params: SimulationParams
+    network: Network
+    concentrations: np.ndarray  # (n_frames + 1, n_met) float32
+    dcdt: np.ndarray  # (n_frames + 1, n_met) float32, exact derivative at each frame
+    summary: dict
+    path: Path | None = None
+
+    @property
+    def S(self) -> np.ndarray:
+        return self.network.S
+
+
+def simulate(p: SimulationParams, progress: bool = False) -> Dataset:
+    """Build the network and Euler-integrate it in float32, as the lab does."""
+    net = build_network(p)
+    f = MassAction(net, dtype=torch.float32)
+    c0 = initial_concentrations(p.n_metabolites, p.seed, p.concentration_min, p.concentration_max)
+    c, d = integrate(f, c0, p.n_frames, p.delta_t, clamp=True, progress=progress)
+    c, d = c.numpy(), d.numpy()
+    bad = ~np.all(np.isfinite(c), axis=1)
+    if bad.any():
+        raise ValueError(f"simulation diverged at frame {int(np.argmax(bad))} (non-finite concentrations): "
+                         f"lower simulation.delta_t={p.delta_t} or simulation.log_k_max={p.log_k_max}")
+    return Dataset(p, net, c, d, summarize(p, net, c))
+
+
+def summarize(p: SimulationParams, net: Network, c: np.ndarray) -> dict:
+    rank, _ = activity_rank(c)
+    unident = unidentifiable_reactions(net.substrate_edges, net.n_reactions)
+    return {
+        "regime": p.name,
+        "n_frames": int(p.n_frames),
+        "n_metabolites": int(p.n_metabolites),
+        "n_reactions": int(p.n_reactions),
+        "activity_rank": rank,
+        "concentration_min": float(c.min()),
+        "concentration_max": float(c.max()),
+        "fraction_zero": float(np.mean(c == 0)),
+        "n_unidentifiable": len(unident),
+        "unidentifiable": unident,
+        "substrate_powers": sorted({int(s) for s in net.substrate_edges[:, 2]}),
+    }
+
+
+def dataset_dir(p: SimulationParams, root: str | os.PathLike) -> Path:
+    return Path(root) / f"{p.name}-{p.digest()}"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_json(path: Path, obj) -> None:
+    _atomic_write(path, lambda fh: fh.write(json.dumps(obj, indent=2).encode()))
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def save(ds: Dataset, d: Path) -> None:
+    d.mkdir(parents=True, exist_ok=True)
+    arrays = {
+        "concentrations": ds.concentrations, "dcdt": ds.dcdt, "S": ds.network.S,
+        "metabolite_type": ds.network.metabolite_type, "substrate_edges": ds.network.substrate_edges,
+        "signed_edges": ds.network.signed_edges, "log_k": ds.network.log_k,
+        "homeostasis_lambda": ds.network.homeostasis_lambda,
+        "homeostasis_baseline": ds.network.homeostasis_baseline,
+    }
+    for name, arr in arrays.items():
+        _atomic_write(d / f"{name}.npy", lambda fh, a=arr: np.save(fh, a))
+    _write_json(d / "summary.json", ds.summary)
+    _write_json(d / "params.json", ds.params.as_dict())
+    files = [f"{n}.npy" for n in ARRAYS] + ["summary.json", "params.json"]
+    _write_json(d / "manifest.json", {f: _sha256(d / f) for f in files})
+    ds.path = d
+
+
+def load(d: Path) -> Dataset:
+    """Load a cached dataset; raises ValueError if any file is missing, truncated or altered."""
+    try:
+        manifest = json.loads((d / "manifest.json").read_text())
+        for f, digest in manifest.items():
+            if _sha256(d / f) != digest:
+                raise ValueError(f"{d / f}: checksum mismatch")
+        a = {n: np.load(d / f"{n}.npy", allow_pickle=False) for n in ARRAYS}
+        p = SimulationParams.from_mapping(json.loads((d / "params.json").read_text()))
+        summary = json.loads((d / "summary.json").read_text())
+    except (OSError, ValueError, KeyError, EOFError) as e:
+        raise ValueError(f"cached dataset {d} is unreadable: {e}") from e
+    net = Network(
+        n_metabolites=p.n_metabolites, n_reactions=p.n_reactions, substrate_edges=a["substrate_edges"],
+        signed_edges=a["signed_edges"], metabolite_type=a["metabolite_type"], log_k=a["log_k"],
+        homeostasis_lambda=a["homeostasis_lambda"], homeostasis_baseline=a["homeostasis_baseline"],
+    )
+    return Dataset(p, net, a["concentrations"], a["dcdt"], summary, d)
+
+
+def load_or_simulate(p: SimulationParams, root: str | os.PathLike, progress: bool = False) -> Dataset:
+    """The cached dataset for `p` under `root`, generated (once, under a lock) if absent or corrupt."""
+    d = dataset_dir(p, root)
+    with _locked(Path(root) / f".{d.name}.lock"):
+        if (d / "manifest.json").exists():
+            try:
+                return load(d)
+            except ValueError as e:
+                warnings.warn(f"{e}; regenerating", stacklevel=2)
+        ds = simulate(p, progress=progress)
+        save(ds, d)
+        return ds

@@ -1,0 +1,87 @@
+"""The lab's metrics (SPEC §4) as pure NumPy functions, testable on hand-made numbers."""
+from __future__ import annotations
+
+import numpy as np
+
+OUTLIER_THRESHOLD = 0.3  # |corrected - true| in log10: a factor of 2
+
+
+def linear_fit_r2(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Least-squares line y ~ a x + b. Returns (R^2 of the fit, slope a)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 2 or np.ptp(x) == 0:
+        return float("nan"), float("nan")
+    a, b = np.polyfit(x, y, 1)
+    ss_res = np.sum((y - (a * x + b)) ** 2)
+    ss_tot = np.sum((y - y.mean()) ** 2)
+    return float(1.0 - ss_res / ss_tot) if ss_tot > 0 else float("nan"), float(a)
+
+
+def alpha_corrected_log_k(log_k: np.ndarray, n_substrates: np.ndarray, alpha: float) -> np.ndarray:
+    """log_k_j + n_sub_j log10(alpha): undo the scale MLP_sub absorbed at c = 1."""
+    return np.asarray(log_k, float) + np.asarray(n_substrates, float) * np.log10(max(abs(alpha), 1e-30))
+
+
+def rate_constant_metrics(
+    corrected: np.ndarray, true: np.ndarray, identifiable: np.ndarray | None = None
+) -> dict[str, float]:
+    """rate_constants_R2, trimmed_R2, n_outliers, slope, and the R^2 over identifiable reactions."""
+    corrected, true = np.asarray(corrected, float), np.asarray(true, float)
+    if not np.all(np.isfinite(corrected)):
+        return {"rate_constants_R2": float("nan"), "trimmed_R2": float("nan"), "n_outliers": len(true),
+                "slope": float("nan"), "rate_constants_R2_identifiable": float("nan"),
+                "n_outliers_identifiable": len(true)}
+    r2, _ = linear_fit_r2(true, corrected)
+    outlier = np.abs(corrected - true) > OUTLIER_THRESHOLD
+    keep = ~outlier if outlier.sum() <= len(true) / 2 else np.ones_like(outlier)
+    trimmed_r2, slope = linear_fit_r2(true[keep], corrected[keep])
+    out = {"rate_constants_R2": r2, "trimmed_R2": trimmed_r2, "n_outliers": int(outlier.sum()), "slope": slope}
+    ident = np.ones(len(true), bool) if identifiable is None else np.asarray(identifiable, bool)
+    out["rate_constants_R2_identifiable"] = linear_fit_r2(true[ident], corrected[ident])[0]
+    out["n_outliers_identifiable"] = int(outlier[ident].sum())
+    return out
+
+
+def r2_per_series(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """R^2 of pred against true for each column with non-zero variance (1 - SS_res / SS_tot)."""
+    true, pred = np.asarray(true, float), np.asarray(pred, float)
+    var = true.var(axis=0)
+    ok = var > 0
+    ss_res = np.sum((true[:, ok] - pred[:, ok]) ** 2, axis=0)
+    ss_tot = np.sum((true[:, ok] - true[:, ok].mean(axis=0)) ** 2, axis=0)
+    return 1.0 - ss_res / ss_tot
+
+
+def pearson_per_series(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    true, pred = np.asarray(true, float), np.asarray(pred, float)
+    ok = (true.std(axis=0) > 0) & (pred.std(axis=0) > 0)
+    t = true[:, ok] - true[:, ok].mean(axis=0)
+    p = pred[:, ok] - pred[:, ok].mean(axis=0)
+    return np.sum(t * p, axis=0) / np.sqrt(np.sum(t**2, axis=0) * np.sum(p**2, axis=0))
+
+
+def rollout_metrics(true: np.ndarray, pred: np.ndarray, threshold: float = 0.9) -> dict[str, float]:
+    """test_R2 and test_pearson (means over metabolites), and rollout_horizon: the first frame count
+    at which the R^2 over frames [0, h) drops below `threshold` (checked every 10 frames)."""
+    finite = np.all(np.isfinite(pred))
+    with np.errstate(all="ignore"):
+        r2 = r2_per_series(true, pred)
+        pr = pearson_per_series(true, pred) if finite else np.array([np.nan])
+    test_r2 = float(np.mean(r2)) if finite else float("-inf")
+    horizon = 0
+    for h in range(10, len(true) + 1, 10):
+        with np.errstate(all="ignore"):
+            if not np.all(np.isfinite(pred[:h])) or np.mean(r2_per_series(true[:h], pred[:h])) < threshold:
+                break
+        horizon = h
+    return {"test_R2": test_r2, "test_pearson": float(np.nanmean(pr)) if pr.size else float("nan"),
+            "rollout_horizon": horizon}
+
+
+def fitted_exponent(c: np.ndarray, y: np.ndarray) -> float:
+    """Exponent b of y ~ a c^b by a line in log-log space (points with c, y > 0)."""
+    c, y = np.asarray(c, float), np.abs(np.asarray(y, float))
+    ok = (c > 0) & (y > 0)
+    if ok.sum() < 2:
+        return float("nan")
+    return float(np.polyfit(np.log(c[ok]), np.log(y[ok]), 1)[0])

@@ -1,0 +1,122 @@
+"""Seeded construction of a mass-action reaction network (SPEC §1). Pure NumPy, no I/O."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .params import SimulationParams
+
+
+@dataclass(frozen=True)
+class Network:
+    """A reaction network: who is a substrate of what, and the stoichiometric matrix S."""
+
+    n_metabolites: int
+    n_reactions: int
+    substrate_edges: np.ndarray  # (E_sub, 3) int64: metabolite, reaction, |s|
+    signed_edges: np.ndarray  # (E, 3) int64: metabolite, reaction, signed s
+    metabolite_type: np.ndarray  # (n_metabolites,) int64
+    log_k: np.ndarray  # (n_reactions,) float64, true log10 rate constants
+    homeostasis_lambda: np.ndarray  # (n_types,) float64
+    homeostasis_baseline: np.ndarray  # (n_types,) float64
+
+    @property
+    def S(self) -> np.ndarray:
+        return stoichiometric_matrix(self.signed_edges, self.n_metabolites, self.n_reactions)
+
+    @property
+    def n_substrates(self) -> np.ndarray:
+        """Number of substrate edges of each reaction (the alpha correction's exponent)."""
+        return np.bincount(self.substrate_edges[:, 1], minlength=self.n_reactions)
+
+
+def stoichiometric_matrix(signed_edges: np.ndarray, n_metabolites: int, n_reactions: int) -> np.ndarray:
+    S = np.zeros((n_metabolites, n_reactions), dtype=np.float64)
+    np.add.at(S, (signed_edges[:, 0], signed_edges[:, 1]), signed_edges[:, 2])
+    return S
+
+
+def _cycle_reactions(rng: np.random.RandomState, n_metabolites: int, n_cycle: int, cycle_length: int):
+    """Autocatalytic cycles m_i + m_{i+1} -> 2 m_{i+1}, drawn as the lab draws them."""
+    used: set[int] = set()
+    reactions = []
+    for _ in range(n_cycle // cycle_length):
+        available = [m for m in range(n_metabolites) if m not in used]
+        if len(available) < cycle_length:
+            available = list(range(n_metabolites))
+        members = rng.choice(available, size=cycle_length, replace=False)
+        used.update(int(m) for m in members)
+        for i in range(cycle_length):
+            food, cat = int(members[i]), int(members[(i + 1) % cycle_length])
+            reactions.append(({food: 1, cat: 1}, {food: -1, cat: +1}))
+    return reactions
+
+
+def _random_reaction(rng: np.random.RandomState, n_metabolites: int, max_per_reaction: int):
+    """Disjoint substrates and products, substrate powers 1 or 2, mass conserved."""
+    n_sub = rng.randint(1, max_per_reaction)
+    n_prod = rng.randint(1, max_per_reaction)
+    mets = rng.choice(n_metabolites, size=min(n_sub + n_prod, n_metabolites), replace=False)
+    subs, prods = mets[:n_sub], mets[n_sub:]
+    if len(prods) == 0:  # tiny networks: keep at least one product
+        subs, prods = mets[:-1], mets[-1:]
+    powers = rng.randint(1, 3, size=len(subs))
+    total = int(powers.sum())
+    share = np.full(len(prods), total // len(prods))
+    share[: total % len(prods)] += 1
+    substrates = {int(m): int(p) for m, p in zip(subs, powers)}
+    net = {int(m): -int(p) for m, p in zip(subs, powers)}
+    net.update({int(m): int(q) for m, q in zip(prods, share) if q > 0})
+    return substrates, net
+
+
+def build_network(p: SimulationParams) -> Network:
+    """Build the network for `p`; the same seed gives the same network as the lab's code."""
+    rng = np.random.RandomState(p.seed)
+    n_cycle = int(p.n_reactions * p.cycle_fraction)
+    reactions = _cycle_reactions(rng, p.n_metabolites, n_cycle, p.cycle_length)
+    # Reactions n_cycle_covered..n_cycle-1 (e.g. 255 of 256) get no edges: kept, as in the lab.
+    reactions += [({}, {})] * (n_cycle - len(reactions))
+    for _ in range(p.n_reactions - n_cycle):
+        reactions.append(_random_reaction(rng, p.n_metabolites, p.max_metabolites_per_reaction))
+    log_k = rng.uniform(p.log_k_min, p.log_k_max, size=p.n_reactions)
+
+    sub_edges = [(m, j, s) for j, (subs, _) in enumerate(reactions) for m, s in sorted(subs.items())]
+    signed = [(m, j, s) for j, (_, net) in enumerate(reactions) for m, s in sorted(net.items())]
+    n_types = p.n_metabolite_types
+    types = (np.arange(p.n_metabolites) * n_types) // p.n_metabolites
+    lam = np.asarray(p.homeostasis_lambda or [0.0] * n_types, dtype=np.float64)
+    if p.homeostatic_strength > 0 and not p.homeostasis_lambda:
+        lam = np.full(n_types, p.homeostatic_strength)
+    base = np.asarray(p.homeostasis_baseline or [0.0] * n_types, dtype=np.float64)
+    return Network(
+        n_metabolites=p.n_metabolites,
+        n_reactions=p.n_reactions,
+        substrate_edges=np.asarray(sub_edges, dtype=np.int64).reshape(-1, 3),
+        signed_edges=np.asarray(signed, dtype=np.int64).reshape(-1, 3),
+        metabolite_type=types.astype(np.int64),
+        log_k=log_k,
+        homeostasis_lambda=lam,
+        homeostasis_baseline=base,
+    )
+
+
+def monomial_groups(substrate_edges: np.ndarray, n_reactions: int) -> dict[tuple, list[int]]:
+    """Reactions grouped by their substrate monomial (same substrates with the same powers)."""
+    keys: dict[int, list[tuple[int, int]]] = {j: [] for j in range(n_reactions)}
+    for m, j, s in substrate_edges:
+        keys[int(j)].append((int(m), int(s)))
+    groups: dict[tuple, list[int]] = {}
+    for j in range(n_reactions):
+        groups.setdefault(tuple(sorted(keys[j])), []).append(j)
+    return groups
+
+
+def unidentifiable_reactions(substrate_edges: np.ndarray, n_reactions: int) -> list[int]:
+    """Reactions whose k cannot be recovered on its own: no substrate edge, or a shared monomial."""
+    out = []
+    for key, members in monomial_groups(substrate_edges, n_reactions).items():
+        if key == () or len(members) > 1:
+            out.extend(members)
+    return sorted(out)

@@ -1,0 +1,66 @@
+import subprocess
+import sys
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from oscsim.config import CONF_DIR, precheck, simulation_params, validate
+from oscsim.params import ConfigError
+
+
+def _error_line(capsys, argv):
+    with pytest.raises(SystemExit) as e:
+        precheck("config", argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    return err
+
+
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ("simulation.n_metabolites=2", "simulation.n_metabolites=2: must be >= cycle_length (3)"),
+        ("simulation.delta_t=0", "simulation.delta_t=0: must be > 0"),
+        ("simulation.delta_t=-0.1", "simulation.delta_t=-0.1: must be > 0"),
+        ("simulation.log_k_min=0", "simulation.log_k_min=0: must be <= log_k_max"),
+        ("simulation.n_frames=9", "simulation.n_frames=9: must be >= 10"),
+        ("simulation=nope", "simulation=nope: unknown option (allowed: oscillatory_rank_20"),
+        ("not_a_key=1", "not_a_key: unknown key"),
+        ("lr_k=-0.001", "lr_k=-0.001: must be > 0"),
+        ("batch_size=0", "batch_size=0: must be an integer >= 1"),
+        ("n_layers_sub=1", "n_layers_sub=1: must be an integer >= 2"),
+    ],
+)
+def test_bad_settings_one_line(capsys, override, needle):
+    assert needle in _error_line(capsys, [override])
+
+
+def test_sweep_values_are_each_checked(capsys):
+    assert "lr_k=-1: must be > 0" in _error_line(capsys, ["lr_k=0.002,-1"])
+    precheck("config", ["lr_k=0.002,0.005"])  # both fine: returns
+
+
+def test_compose_every_regime():
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        for name in ("oscillatory_rank_50", "oscillatory_rank_20", "oscillatory_rank_70", "tiny"):
+            cfg = compose("config", overrides=[f"simulation={name}"])
+            validate(cfg)
+            assert simulation_params(cfg).name == name
+        cfg = compose("config")
+        assert cfg.simulation.n_metabolites == 100 and cfg.simulation.n_reactions == 256
+
+
+def test_validate_raises_config_error_directly():
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["lr_sub=0"])
+    with pytest.raises(ConfigError, match="lr_sub=0"):
+        validate(cfg)
+
+
+def test_cli_rejects_before_any_work(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "oscsim.simulate", "simulation.delta_t=0", f"data_dir={tmp_path}"],
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.strip() == "error: simulation.delta_t=0: must be > 0"
+    assert not any(tmp_path.iterdir())  # nothing generated, no run directory
