@@ -8,6 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 
+# Bump when the simulator's output for the same settings changes, so old caches are not reused.
+DATASET_FORMAT = 2
+
+
 class ConfigError(ValueError):
     """A setting is out of range; the message is one line naming the key."""
 
@@ -74,5 +78,5 @@ class SimulationParams:
 
     def digest(self) -> str:
         """Short hash of every setting: the dataset cache key."""
-        blob = json.dumps(self.as_dict(), sort_keys=True).encode()
+        blob = json.dumps({**self.as_dict(), "format": DATASET_FORMAT}, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:10]
