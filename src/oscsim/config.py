@@ -33,6 +33,7 @@ TRAINING_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "threads": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
     "eval_every": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
     "rollout_frames": (lambda v: isinstance(v, int) and v >= 2, "an integer >= 2"),
+    "compile": (lambda v: v in (True, False, "auto"), "true, false or auto"),
 }
 
 

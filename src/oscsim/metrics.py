@@ -85,3 +85,49 @@ def fitted_exponent(c: np.ndarray, y: np.ndarray) -> float:
     if ok.sum() < 2:
         return float("nan")
     return float(np.polyfit(np.log(c[ok]), np.log(y[ok]), 1)[0])
+
+
+def dbscan(points: np.ndarray, eps: float, min_samples: int) -> np.ndarray:
+    """Plain DBSCAN labels (-1 = noise) for a few hundred points; avoids a scikit-learn dependency."""
+    x = np.asarray(points, float)
+    d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
+    neighbours = [np.flatnonzero(row <= eps) for row in d]
+    core = np.array([len(n) >= min_samples for n in neighbours])
+    labels = np.full(len(x), -1)
+    cluster = 0
+    for i in range(len(x)):
+        if labels[i] != -1 or not core[i]:
+            continue
+        labels[i] = cluster
+        stack = [i]
+        while stack:
+            j = stack.pop()
+            if not core[j]:
+                continue
+            for k in neighbours[j]:
+                if labels[k] == -1:
+                    labels[k] = cluster
+                    stack.append(k)
+        cluster += 1
+    return labels
+
+
+def cluster_accuracy(true_labels: np.ndarray, labels: np.ndarray) -> tuple[float, int]:
+    """Accuracy of found clusters against true types, matched by the Hungarian method (noise points form
+    their own cluster, as the lab counts them). Returns (accuracy, number of clusters excluding noise)."""
+    from scipy.optimize import linear_sum_assignment
+
+    labels = np.asarray(labels).copy()
+    n_clusters = int(len(set(labels.tolist()) - {-1}))
+    labels[labels == -1] = n_clusters
+    t_ids, f_ids = np.unique(true_labels), np.unique(labels)
+    confusion = np.array([[np.sum((true_labels == t) & (labels == f)) for f in f_ids] for t in t_ids])
+    rows, cols = linear_sum_assignment(-confusion)
+    return float(confusion[rows, cols].sum() / len(labels)), n_clusters
+
+
+def trial_status(rate_constants_r2: float) -> str:
+    """The lab's classification: converged > 0.9, partial 0.1-0.9, failed below (or non-finite)."""
+    if not np.isfinite(rate_constants_r2) or rate_constants_r2 < 0.1:
+        return "failed"
+    return "converged" if rate_constants_r2 > 0.9 else "partial"

@@ -1,0 +1,108 @@
+"""Score a trained model with every metric of the lab's log, and what the lab could not measure."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from . import metrics as M
+from .dataset import Dataset
+from .dynamics import euler_step
+from .models import RateModel
+from .network import unidentifiable_reactions
+
+NODE_SWEEP = np.linspace(0.0, 40.0, 50)  # the lab's MLP_node concentration sweep
+DBSCAN_EPS, DBSCAN_MIN = 0.1, 5  # the lab's embedding clustering
+
+
+@dataclass
+class Evaluation:
+    metrics: dict
+    corrected_log_k: np.ndarray
+    outliers: np.ndarray
+    rollout_true: np.ndarray
+    rollout_pred: np.ndarray
+    curves: dict = field(default_factory=dict)
+
+
+@torch.no_grad()
+def alpha_of(model: RateModel) -> float:
+    p = next(model.parameters())
+    return float(model.substrate(torch.ones(1, dtype=p.dtype, device=p.device), 1.0).abs())
+
+
+@torch.no_grad()
+def rate_constant_scores(model: RateModel, ds: Dataset) -> tuple[dict, np.ndarray]:
+    """The lab's rate-constant metrics (alpha-corrected) plus the R^2 over identifiable reactions."""
+    alpha = alpha_of(model)
+    corrected = M.alpha_corrected_log_k(model.log_k.detach().cpu().numpy(), ds.network.n_substrates.clip(1), alpha)
+    ident = np.ones(ds.network.n_reactions, bool)
+    ident[unidentifiable_reactions(ds.network.substrate_edges, ds.network.n_reactions)] = False
+    m = M.rate_constant_metrics(corrected, ds.network.log_k, ident)
+    m["alpha"] = alpha
+    return m, corrected
+
+
+@torch.no_grad()
+def rollout(model: RateModel, c0: torch.Tensor, n_steps: int, dt: float, clamp: bool) -> np.ndarray:
+    """Roll the learned dynamics forward with the simulator's Euler step; stops early once non-finite."""
+    out = torch.full((n_steps + 1, c0.shape[-1]), float("nan"), dtype=c0.dtype, device=c0.device)
+    c = c0.unsqueeze(0)
+    out[0] = c0
+    for t in range(n_steps):
+        c = euler_step(c, model(c).dcdt, dt, clamp)
+        out[t + 1] = c[0]
+        if t % 100 == 0 and not torch.isfinite(c).all():
+            break
+    return out.cpu().numpy()
+
+
+@torch.no_grad()
+def evaluate(model: RateModel, ds: Dataset, rollout_frames: int = 2000, clamp: bool = True,
+             dtype: torch.dtype = torch.float64) -> Evaluation:
+    model = model.eval()
+    device = next(model.parameters()).device
+    m, corrected = rate_constant_scores(model, ds)
+    outliers = np.abs(corrected - ds.network.log_k) > M.OUTLIER_THRESHOLD
+
+    n_steps = min(rollout_frames, ds.params.n_frames - 2)
+    r_model = model.to(dtype)
+    c0 = torch.as_tensor(ds.concentrations[0], dtype=dtype, device=device)
+    pred = rollout(r_model, c0, n_steps, ds.params.delta_t, clamp)
+    model.to(torch.float32)
+    true = ds.concentrations[: n_steps + 1]
+    m.update(M.rollout_metrics(true, pred))
+
+    # MLP_sub against the true power law c^|s|, over the concentrations the data visits.
+    lo, hi = np.percentile(ds.concentrations, [1, 99])
+    c_grid = np.linspace(max(lo, 0.05), hi, 200)
+    powers = sorted({int(s) for s in ds.network.substrate_edges[:, 2]})
+    ct = torch.as_tensor(c_grid, dtype=torch.float32, device=device)
+    curves = {"c": c_grid}
+    r2s = []
+    for s in (1, 2):
+        y = model.substrate(ct, float(s)).cpu().numpy()
+        curves[f"sub_{s}"] = y
+        m[f"MLP_sub_exponent_{s}"] = M.fitted_exponent(c_grid, y)
+        if s in powers:
+            ref = abs(float(model.substrate(torch.ones(1, device=device), float(s))))
+            r2s.append(float(M.r2_per_series(c_grid[:, None] ** s, (np.abs(y) / max(ref, 1e-12))[:, None])[0]))
+    m["MLP_sub_R2"] = float(np.mean(r2s)) if r2s else float("nan")
+    m["MLP_sub_powers_in_data"] = powers
+
+    # MLP_node: fitted slope over the lab's sweep, per metabolite, averaged per type, against -lambda.
+    sweep = torch.as_tensor(NODE_SWEEP, dtype=torch.float32, device=device)
+    node = model.homeostasis(sweep[:, None].expand(-1, ds.network.n_metabolites)).cpu().numpy()  # (50, n_met)
+    slopes = np.polyfit(NODE_SWEEP, node, 1)[0]
+    curves["node_c"], curves["node"] = NODE_SWEEP, node
+    types = ds.network.metabolite_type
+    for t in range(len(ds.network.homeostasis_lambda)):
+        m[f"MLP_node_slope_{t}"] = float(slopes[types == t].mean())
+        m[f"MLP_node_gt_slope_{t}"] = float(-ds.network.homeostasis_lambda[t])
+
+    emb = model.embedding.detach().cpu().numpy()
+    labels = M.dbscan(emb, DBSCAN_EPS, DBSCAN_MIN)
+    m["embedding_cluster_acc"], m["embedding_n_clusters"] = M.cluster_accuracy(types, labels)
+    curves["embedding"], curves["embedding_labels"] = emb, labels
+    return Evaluation(m, corrected, outliers, true, pred, curves)

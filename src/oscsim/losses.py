@@ -1,0 +1,39 @@
+"""The training loss and the lab's regularisers (SPEC §3), each a small pure function."""
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+
+def prediction_loss(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """Sum over the batch of the L2 norm (not squared) of the derivative error across metabolites."""
+    return (pred - true).norm(dim=-1).sum()
+
+
+def monotonicity_queries(xnorm: float, n: int = 100) -> tuple[torch.Tensor, float]:
+    """MLP_sub inputs for the regularisers: c and c + dc at |s| = 1 over [0.1, 2 xnorm], then (1, 1)."""
+    c = torch.linspace(0.1, 2 * xnorm, n)
+    dc = float(c[1] - c[0])
+    ones = torch.ones(n)
+    q = torch.cat([torch.stack([c, ones], -1), torch.stack([c + dc, ones], -1), torch.tensor([[1.0, 1.0]])])
+    return q, dc
+
+
+def sub_diff_penalty(sub_out: torch.Tensor, n: int = 100) -> torch.Tensor:
+    """|| relu(|msg(c)| - |msg(c + dc)|) ||_2: MLP_sub should not decrease with c."""
+    return F.relu(sub_out[:n].abs() - sub_out[n : 2 * n].abs()).norm()
+
+
+def sub_norm_penalty(sub_out: torch.Tensor, n: int = 100) -> torch.Tensor:
+    """(|MLP_sub(c=1, |s|=1)| - 1)^2: pins MLP_sub's scale so alpha stays near 1."""
+    return (sub_out[2 * n].abs() - 1.0) ** 2
+
+
+def node_l1_penalty(node_out: torch.Tensor) -> torch.Tensor:
+    """mean |MLP_node| over the metabolites of the batch's last sample (as the lab computes it)."""
+    return node_out[-1].abs().mean()
+
+
+def k_floor_penalty(log_k: torch.Tensor, threshold: float) -> torch.Tensor:
+    """sum relu(threshold - log_k)^2: keeps log_k above a floor."""
+    return (F.relu(threshold - log_k) ** 2).sum()

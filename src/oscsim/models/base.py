@@ -1,0 +1,55 @@
+"""The interface every model of the `model` config group implements, so the training loop never changes."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class Output:
+    dcdt: torch.Tensor  # (B, n_met) predicted derivative
+    node: torch.Tensor  # (B, n_met) homeostasis term (MLP_node output)
+    sub_queries: torch.Tensor | None  # (Q,) MLP_sub at extra (c, |s|) points, for regularisers
+
+
+class RateModel(nn.Module):
+    """Learns log10 k (one per reaction), MLP_sub (substrate term) and MLP_node (homeostasis)."""
+
+    log_k: nn.Parameter
+    sub: nn.Module
+    node_mlp: nn.Module
+    embedding: nn.Parameter
+
+    def forward(self, c: torch.Tensor, sub_queries: torch.Tensor | None = None) -> Output:  # pragma: no cover
+        raise NotImplementedError
+
+    def substrate(self, c: torch.Tensor, s: torch.Tensor | float) -> torch.Tensor:
+        """MLP_sub's output for concentrations c at stoichiometric power s (what the metrics inspect)."""
+        s = torch.as_tensor(s, dtype=c.dtype, device=c.device).expand_as(c)
+        return self.sub(torch.stack([c, s], dim=-1)).squeeze(-1)
+
+    def homeostasis(self, c: torch.Tensor) -> torch.Tensor:
+        """MLP_node(c_i, a_i) for c of shape (..., n_met)."""
+        a = self.embedding.expand(*c.shape, self.embedding.shape[-1])
+        return self.node_mlp(torch.cat([c.unsqueeze(-1), a], dim=-1)).squeeze(-1)
+
+    def param_groups(self, lr_k: float, lr_node: float, lr_sub: float, lr_embedding: float | None) -> list[dict]:
+        """Adam's four groups, as the lab's trainer has them."""
+        return [
+            {"params": [self.log_k], "lr": lr_k, "name": "k"},
+            {"params": list(self.node_mlp.parameters()), "lr": lr_node, "name": "MLP_node"},
+            {"params": [self.embedding], "lr": lr_embedding or lr_node, "name": "embedding"},
+            {"params": list(self.sub.parameters()), "lr": lr_sub, "name": "MLP_sub"},
+        ]
+
+
+def mlp(sizes: list[int]) -> nn.Sequential:
+    """Linear layers with tanh between them and no final activation (the lab's `mlp`)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.Tanh())
+    return nn.Sequential(*layers)

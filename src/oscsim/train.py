@@ -1,0 +1,223 @@
+"""`python -m oscsim.train [overrides]`: train one configuration on the cached dataset and score it.
+
+Read top to bottom: settings, data, model, optimiser, the loop, the scores, the files. The returned dict of
+metrics is what a sweeper reads; this file knows nothing of sweeps (a sweep may pass `report`, a callback
+that receives (iteration, rate_constants_R2) and answers True to stop the trial).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from . import losses as L
+from .config import hydra_entry, validate
+from .evaluate import evaluate, rate_constant_scores
+from .metrics import trial_status
+from .models import build_model
+
+log = logging.getLogger(__name__)
+
+LAB_KEYS = ("seed", "lr_k", "lr_node", "lr_sub", "batch_size", "n_epochs", "data_augmentation_loop",
+            "coeff_MLP_node_L1", "coeff_MLP_sub_norm", "coeff_k_floor", "coeff_MLP_sub_diff", "k_floor_threshold",
+            "time_step", "recurrent_training", "hidden_dim_sub", "n_layers_sub", "hidden_dim_node", "n_layers_node")
+
+Report = Callable[[int, float], bool]
+
+
+class Pruned(Exception):
+    """Raised when the `report` callback asks to stop a trial early."""
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def iterations_per_epoch(n_frames: int, data_augmentation_loop: float, batch_size: int) -> int:
+    """The lab's formula: int(n_frames * data_augmentation_loop // batch_size * 0.2)."""
+    return int(n_frames * data_augmentation_loop // batch_size * 0.2)
+
+
+def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
+    from .simulate import dataset_for
+
+    validate(cfg)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # ---- settings -------------------------------------------------------------------------------------
+    torch.set_num_threads(int(cfg.threads))
+    device = pick_device(str(cfg.device))
+    torch.manual_seed(int(cfg.seed))  # model initialisation
+    frames_rng = torch.Generator().manual_seed(int(cfg.seed) + 1)  # frame sampling
+    recurrent = bool(cfg.recurrent_training) and int(cfg.time_step) > 1
+    time_step = int(cfg.time_step) if recurrent else 1
+
+    # ---- data -----------------------------------------------------------------------------------------
+    ds = dataset_for(cfg)
+    p = ds.params
+    conc = torch.as_tensor(ds.concentrations, device=device)
+    dcdt = torch.as_tensor(ds.dcdt, device=device)
+    n_iter = iterations_per_epoch(p.n_frames, float(cfg.data_augmentation_loop), int(cfg.batch_size))
+    n_total = n_iter * int(cfg.n_epochs)
+    high = p.n_frames - 4 - time_step  # frames drawn from [0, high), as the lab draws them
+    xnorm = 1.5 * float(np.std(ds.concentrations))
+
+    # ---- model and optimiser --------------------------------------------------------------------------
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    model = build_model(ds.network, model_cfg, hidden_dim_sub=int(cfg.hidden_dim_sub), n_layers_sub=int(cfg.n_layers_sub),
+                        hidden_dim_node=int(cfg.hidden_dim_node), n_layers_node=int(cfg.n_layers_node)).to(device)
+    groups = model.param_groups(cfg.lr_k, cfg.lr_node, cfg.lr_sub, cfg.get("lr_embedding"))
+    optimizer = torch.optim.Adam(groups, fused=True) if device.type in ("cpu", "cuda") else torch.optim.Adam(groups)
+    # torch.compile fuses the small MLPs' kernels (~1.3-2x here) but costs ~15-25 s up front: worth it
+    # only for long trials (`compile: auto`).
+    compiled = cfg.compile is True or (cfg.compile == "auto" and n_total >= 20000)
+    forward = torch.compile(model) if compiled else model
+    queries, _ = L.monotonicity_queries(xnorm)
+    queries = queries.to(device)
+    coeff = {k: float(cfg[k]) for k in ("coeff_MLP_sub_diff", "coeff_MLP_node_L1", "coeff_MLP_sub_norm", "coeff_k_floor")}
+    use_queries = coeff["coeff_MLP_sub_diff"] > 0 or coeff["coeff_MLP_sub_norm"] > 0
+
+    writer = None
+    if cfg.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(log_dir=str(out_dir / "tensorboard"))
+
+    # ---- the loop -------------------------------------------------------------------------------------
+    log_every = max(1, min(500, n_total // 200))
+    history: dict[str, list[float]] = {"iteration": [], "prediction": [], "MLP_sub_diff": [], "MLP_node_L1": [],
+                                       "MLP_sub_norm": [], "k_floor": [], "rate_constants_R2": []}
+    sums = {k: 0.0 for k in history if k not in ("iteration", "rate_constants_R2")}
+    total_pred = torch.zeros((), device=device)  # summed on device: no sync per iteration
+    status, r2_now, error, it = "running", float("nan"), None, -1
+    t0 = time.perf_counter()
+    bar = tqdm(range(n_total), disable=not cfg.progress, desc="train", mininterval=1.0)
+    model.train()
+    for it in bar:
+        k = torch.randint(0, high, (int(cfg.batch_size),), generator=frames_rng).to(device)
+        if recurrent:
+            c = conc[k]
+            for _ in range(time_step):  # roll forward; the regularisers see the last step's outputs
+                out = forward(c, queries if use_queries else None)
+                c = c + p.delta_t * out.dcdt
+            loss_pred = L.prediction_loss(c / (p.delta_t * time_step), conc[k + time_step] / (p.delta_t * time_step))
+        else:
+            out = forward(conc[k], queries if use_queries else None)
+            loss_pred = L.prediction_loss(out.dcdt, dcdt[k])
+        terms = {"prediction": loss_pred}
+        if coeff["coeff_MLP_sub_diff"] > 0:
+            terms["MLP_sub_diff"] = coeff["coeff_MLP_sub_diff"] * L.sub_diff_penalty(out.sub_queries)
+        if coeff["coeff_MLP_sub_norm"] > 0:
+            terms["MLP_sub_norm"] = coeff["coeff_MLP_sub_norm"] * L.sub_norm_penalty(out.sub_queries)
+        if coeff["coeff_MLP_node_L1"] > 0:
+            terms["MLP_node_L1"] = coeff["coeff_MLP_node_L1"] * L.node_l1_penalty(out.node)
+        if coeff["coeff_k_floor"] > 0:
+            terms["k_floor"] = coeff["coeff_k_floor"] * L.k_floor_penalty(model.log_k, float(cfg.k_floor_threshold))
+        loss = sum(terms.values())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total_pred += loss_pred.detach()
+
+        if it % log_every == 0 or it == n_total - 1:
+            values = {name: float(v.detach()) for name, v in terms.items()}
+            if not math.isfinite(sum(values.values())):
+                status, error = "failed", f"non-finite loss at iteration {it}"
+                log.warning(error)
+                break
+            history["iteration"].append(it)
+            for name in sums:
+                history[name].append(values.get(name, 0.0))
+            if writer:
+                for name, v in values.items():
+                    writer.add_scalar(f"loss/{name}", v, it)
+        if (it + 1) % int(cfg.eval_every) == 0 or it == n_total - 1:
+            r2_now = rate_constant_scores(model, ds)[0]["rate_constants_R2"]
+            history["rate_constants_R2"].append(r2_now)
+            bar.set_postfix(loss=f"{float(loss):.3g}", R2=f"{r2_now:.3f}")
+            if writer:
+                writer.add_scalar("metrics/rate_constants_R2", r2_now, it)
+            if report is not None and report(it + 1, r2_now):
+                status = "pruned"
+                break
+    train_seconds = time.perf_counter() - t0
+    iterations_done = it + 1
+
+    # ---- scores ---------------------------------------------------------------------------------------
+    final_loss = float(total_pred) / p.n_metabolites  # the lab's meaning: summed over iterations / n_met
+    if status == "failed" or not all(torch.isfinite(q).all() for q in model.parameters()):
+        status = "failed"
+        error = error or "non-finite parameters"
+        metrics = {"rate_constants_R2": float("nan"), "test_R2": float("nan")}
+        ev = None
+    else:
+        ev = evaluate(model, ds, int(cfg.rollout_frames), bool(cfg.rollout_clamp),
+                      getattr(torch, str(cfg.rollout_dtype)))
+        metrics = ev.metrics
+        if status != "pruned":
+            status = trial_status(metrics["rate_constants_R2"])
+    metrics.update({
+        "final_loss": final_loss,
+        "final_loss_per_sample": final_loss * p.n_metabolites / max(1, iterations_done * int(cfg.batch_size)),
+        "status": status,
+        "training_time_min": train_seconds / 60,
+        "iterations": iterations_done,
+        "iterations_per_second": iterations_done / max(train_seconds, 1e-9),
+    })
+    if error:
+        metrics["error"] = error
+
+    # ---- files ----------------------------------------------------------------------------------------
+    metrics = {k: _plain(v) for k, v in metrics.items()}
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out_dir / "analysis.log").write_text("".join(f"{k}: {v}\n" for k, v in metrics.items()))
+    (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    np.save(out_dir / "log_k.npy", model.log_k.detach().cpu().numpy())
+    torch.save({"model": model.state_dict(), "config": OmegaConf.to_container(cfg, resolve=True)}, out_dir / "checkpoint.pt")
+    (out_dir / "history.json").write_text(json.dumps(history))
+    if cfg.plots and ev is not None:
+        from .figures_trial import trial_figures
+
+        trial_figures(ev, ds, history, out_dir / "figures")
+    if writer:
+        hparams = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in
+                   ((k, cfg[k]) for k in LAB_KEYS)}
+        hparams["model"] = str(cfg.model.name)
+        finals = {f"final/{k}": v for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+        writer.add_hparams(hparams, finals, run_name=".")
+        writer.close()
+    log.info("%s", "  ".join(f"{k}={metrics[k]:.4g}" for k in ("rate_constants_R2", "trimmed_R2", "test_R2", "alpha")
+                              if isinstance(metrics.get(k), float)))
+    return metrics
+
+
+def _plain(v):
+    """JSON-safe scalars: numpy to Python; inf/nan stay floats (json writes them as Infinity/NaN)."""
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+def run(cfg: DictConfig) -> dict:
+    """Hydra task: train in Hydra's run directory and return the metrics (for sweepers)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    return train(cfg, out_dir)
+
+
+main = hydra_entry(run)
+
+if __name__ == "__main__":
+    main()
