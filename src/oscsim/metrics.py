@@ -74,7 +74,8 @@ def rollout_metrics(true: np.ndarray, pred: np.ndarray, threshold: float = 0.9) 
             if not np.all(np.isfinite(pred[:h])) or np.mean(r2_per_series(true[:h], pred[:h])) < threshold:
                 break
         horizon = h
-    return {"test_R2": test_r2, "test_pearson": float(np.nanmean(pr)) if pr.size else float("nan"),
+    pearson = float(np.mean(pr[np.isfinite(pr)])) if np.isfinite(pr).any() else float("nan")
+    return {"test_R2": test_r2, "test_pearson": pearson,
             "rollout_horizon": horizon}
 
 

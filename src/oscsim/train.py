@@ -143,7 +143,7 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
         if (it + 1) % int(cfg.eval_every) == 0 or it == n_total - 1:
             r2_now = rate_constant_scores(model, ds)[0]["rate_constants_R2"]
             history["rate_constants_R2"].append(r2_now)
-            bar.set_postfix(loss=f"{float(loss):.3g}", R2=f"{r2_now:.3f}")
+            bar.set_postfix(loss=f"{float(loss.detach()):.3g}", R2=f"{r2_now:.3f}")
             if writer:
                 writer.add_scalar("metrics/rate_constants_R2", r2_now, it)
             if report is not None and report(it + 1, r2_now):

@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from conftest import regime
+from oscsim import losses as L
+from oscsim.models import ReactionModel, build_model
+from oscsim.network import build_network
+
+
+def naive_dcdt(model: ReactionModel, net, c: torch.Tensor) -> torch.Tensor:
+    """Per frame, per reaction, per edge: the lab's formula written out with Python loops."""
+    out = []
+    for frame in c:
+        v = []
+        for j in range(net.n_reactions):
+            edges = net.substrate_edges[net.substrate_edges[:, 1] == j]
+            msgs = [model.substrate(frame[m : m + 1], float(s))[0] for m, _, s in edges]
+            if model.softplus == "per_edge":
+                msgs = [F.softplus(x) for x in msgs]
+            if model.aggregation == "mul":
+                agg = torch.exp(sum((torch.log(x.abs().clamp_min(1e-8)) for x in msgs), torch.tensor(0.0)))
+            else:
+                agg = sum(msgs, torch.tensor(0.0))
+            if model.softplus == "after_product":
+                agg = F.softplus(agg)
+            v.append(10 ** model.log_k[j] * agg)
+        v = torch.stack(v)
+        S = torch.as_tensor(net.S, dtype=torch.float32)
+        out.append(S @ v + model.homeostasis(frame))
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("softplus, aggregation", [("after_product", "mul"), ("per_edge", "mul"), ("none", "add")])
+def test_vectorised_forward_equals_loops(softplus, aggregation):
+    net = build_network(regime("tiny"))
+    torch.manual_seed(0)
+    model = ReactionModel(net, softplus=softplus, aggregation=aggregation, node_init="default")
+    c = torch.rand(3, net.n_metabolites) * 5
+    fast = model(c).dcdt
+    assert torch.allclose(fast, naive_dcdt(model, net, c), rtol=1e-4, atol=1e-6)
+    per_frame = torch.cat([model(c[i : i + 1]).dcdt for i in range(3)])
+    assert torch.allclose(fast, per_frame, rtol=1e-5, atol=1e-7)
+
+
+def test_sub_queries_ride_along_without_changing_output():
+    net = build_network(regime("tiny"))
+    model = ReactionModel(net)
+    c = torch.rand(2, net.n_metabolites)
+    q, _ = L.monotonicity_queries(3.0, n=10)
+    out = model(c, q)
+    assert torch.allclose(out.dcdt, model(c).dcdt)
+    assert torch.allclose(out.sub_queries, model.sub(q).squeeze(-1))
+
+
+def test_node_initialisations():
+    net = build_network(regime("tiny"))
+    dead = ReactionModel(net, node_init="all_zero")
+    assert all(float(p.detach().abs().sum()) == 0 for p in dead.node_mlp.parameters())
+    assert float(dead.homeostasis(torch.rand(4, net.n_metabolites)).abs().sum()) == 0
+    lab = ReactionModel(net, node_init="last_layer")
+    linears = [m for m in lab.node_mlp if isinstance(m, torch.nn.Linear)]
+    assert float(linears[-1].weight.abs().sum()) == 0 and float(linears[0].weight.abs().sum()) > 0
+    # with last_layer, the last layer's weight gets a gradient; with all_zero only the output bias does
+    for model, expect_w in ((lab, True), (dead, False)):
+        model.homeostasis(torch.rand(2, net.n_metabolites) + 1).sum().backward()
+        last = [m for m in model.node_mlp if isinstance(m, torch.nn.Linear)][-1]
+        assert (float(last.weight.grad.abs().sum()) > 0) == expect_w
+        assert float(last.bias.grad.abs().sum()) > 0
+
+
+def test_model_shapes_and_init_ranges():
+    net = build_network(regime("oscillatory_rank_50"))
+    torch.manual_seed(1)
+    m = build_model(net, {"name": "faithful", "kind": "reaction", "log_k_init": [-2.0, 1.0]},
+                    hidden_dim_sub=64, n_layers_sub=3, hidden_dim_node=32, n_layers_node=2)
+    assert m.log_k.shape == (256,) and -2 <= float(m.log_k.min()) and float(m.log_k.max()) <= 1
+    assert [l.out_features for l in m.sub if isinstance(l, torch.nn.Linear)] == [64, 64, 1]
+    assert [l.out_features for l in m.node_mlp if isinstance(l, torch.nn.Linear)] == [32, 1]
+    assert m.embedding.shape == (100, 2) and 0.05 < float(m.embedding.std()) < 0.15
+    # one MLP_sub input per distinct (metabolite, |s|), not one per edge (510)
+    assert len(m.pair_met) == len(set(net.substrate_edges[:, 0].tolist())) == 99
+    groups = {g["name"]: g["lr"] for g in m.param_groups(0.005, 0.001, 0.0005, None)}
+    assert groups == {"k": 0.005, "MLP_node": 0.001, "embedding": 0.001, "MLP_sub": 0.0005}
+    with pytest.raises(ValueError, match="model.kind=nope"):
+        build_model(net, {"kind": "nope"})
+
+
+def test_regularisers_on_crafted_values():
+    n = 3
+    sub_out = torch.tensor([1.0, 3.0, -2.0, 2.0, 1.0, 2.5, 0.5])  # msg(c), msg(c+dc), msg(1)
+    # relu(|msg(c)| - |msg(c+dc)|) = relu([-1, 2, -0.5]) = [0, 2, 0]
+    assert float(L.sub_diff_penalty(sub_out, n)) == pytest.approx(2.0)
+    assert float(L.sub_norm_penalty(sub_out, n)) == pytest.approx(0.25)
+    node = torch.tensor([[9.0, 9.0], [1.0, -3.0]])
+    assert float(L.node_l1_penalty(node)) == pytest.approx(2.0)  # last sample only
+    assert float(L.k_floor_penalty(torch.tensor([-4.0, -2.0, -3.5]), -3.0)) == pytest.approx(1.25)
+    pred, true = torch.tensor([[3.0, 4.0], [0.0, 1.0]]), torch.zeros(2, 2)
+    assert float(L.prediction_loss(pred, true)) == pytest.approx(6.0)  # 5 + 1: norms, not squared
+    q, dc = L.monotonicity_queries(2.0, n=5)
+    assert q.shape == (11, 2) and torch.allclose(q[5:10, 0] - q[:5, 0], torch.full((5,), dc))
+    assert q[0, 0] == pytest.approx(0.1) and q[4, 0] == pytest.approx(4.0) and q[10].tolist() == [1.0, 1.0]
