@@ -105,7 +105,7 @@ def precheck(config_name: str, argv: list[str], extra_validate: Callable[[DictCo
     key or value print one line and exit 2."""
     from hydra import compose, initialize_config_dir
 
-    overrides = [a for a in argv if "=" in a and not a.startswith("-")]
+    overrides = [a for a in argv if not a.startswith("-")]
     try:
         variants = _expand(overrides)
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
@@ -118,6 +118,24 @@ def precheck(config_name: str, argv: list[str], extra_validate: Callable[[DictCo
         _fail(str(e))
     except Exception as e:  # Hydra's parse / composition errors
         _fail(_one_line(e))
+
+
+def check_sweeper(argv: list[str]) -> Callable[[DictConfig], None] | None:
+    """For a multirun with oscsim's sweeper: open its study now, so a bad search space, sampler, storage
+    URL or a study made under other settings stops with one line before any trial runs."""
+    if not any(a in ("-m", "--multirun") for a in argv):
+        return None
+    task_args = [a for a in argv if not a.startswith(("-", "hydra.", "hydra/", "~hydra", "+hydra", "++hydra"))]
+
+    def check(cfg: DictConfig) -> None:
+        if not str(cfg.hydra.sweeper.get("_target_", "")).endswith("OscsimOptunaSweeper"):
+            return
+        from hydra_plugins.oscsim_sweeper.sweeper import build_runner
+
+        runner = build_runner(cfg, task_args)
+        runner.storage.remove_session()
+
+    return check
 
 
 def _fail(msg: str) -> None:
@@ -134,7 +152,7 @@ def hydra_entry(task: Callable[[DictConfig], Any], config_name: str = "config") 
     def main() -> Any:
         if not any(a in ("--help", "-h", "--hydra-help", "--info", "--cfg", "-c") or a.startswith("--info")
                    for a in sys.argv[1:]):
-            precheck(config_name, sys.argv[1:])
+            precheck(config_name, sys.argv[1:], check_sweeper(sys.argv[1:]))
         return app()
 
     return main

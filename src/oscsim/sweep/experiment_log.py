@@ -222,7 +222,8 @@ def _iter_entry(rec: TrialRecord, by_iter: dict[int, TrialRecord], next_parent: 
     return [
         f"## Iter {rec.iter}: {rec.status}",
         f"Node: id={rec.iter}, parent={'root' if rec.parent is None else rec.parent}",
-        f"Mode/Strategy: {rec.role} ({rec.strategy})",
+        # the UCB sampler's strategy already leads with the role ("explore (lr_k high)")
+        f"Mode/Strategy: {rec.strategy if rec.strategy.startswith(rec.role) else f'{rec.role} ({rec.strategy})'}",
         "Config: " + ", ".join(f"{k}={_fmt_value(v)}" for k, v in rec.config.items()),
         f"Metrics: {format_metrics(rec.metrics)}",
         f"Visual: {visual_text(rec.metrics)}",

@@ -1,0 +1,1 @@
+"""oscsim's Hydra sweeper: Optuna samplers (UCB tree, TPE, random, grid) on current Optuna."""

@@ -1,0 +1,105 @@
+"""The Hydra side of oscsim's sweeper: turn `hydra.sweeper` settings and the command line into a
+SweepRunner, and launch its batches with whatever Hydra launcher is configured."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, List, Sequence
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.plugins import Plugins
+from hydra.core.utils import JobStatus
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+def settings_from(cfg: DictConfig, sweep_dir: Path, extra_params: dict[str, Any] | None = None):
+    """SweepSettings from a composed config's `hydra.sweeper`, with defaults filled in."""
+    from oscsim.sweep.runner import SweepSettings
+
+    s = OmegaConf.to_container(cfg.hydra.sweeper, resolve=True)
+    s.pop("_target_", None)
+    s["params"] = {**(s.get("params") or {}), **(extra_params or {})}
+    s["study_name"] = s.get("study_name") or f"{cfg.simulation.name}_{s.get('sampler', 'ucb_tree')}"
+    s["storage"] = s.get("storage") or f"sqlite:///{sweep_dir.resolve()}/{s['study_name']}.db"
+    return SweepSettings(**s)
+
+
+def base_config(cfg: DictConfig) -> dict[str, Any]:
+    """The root configuration: every top-level scalar of the composed task config."""
+    task = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+    return {k: v for k, v in task.items() if not isinstance(v, (dict, list))}
+
+
+def regime_lines(cfg: DictConfig) -> list[str]:
+    sim = cfg.simulation
+    return [
+        "Regime: S frozen (from GT), learning rate constants k",
+        f"- {sim.n_metabolites} metabolites, {sim.n_reactions} reactions, {sim.n_frames} frames",
+        f"- log_k range: [{sim.log_k_min}, {sim.log_k_max}]",
+        f"- Base config: lr_k={cfg.lr_k}, lr_node={cfg.lr_node}, lr_sub={cfg.lr_sub}, model={cfg.model.name}",
+    ]
+
+
+def build_runner(cfg: DictConfig, arguments: List[str], config_loader: Any = None):
+    """A SweepRunner for a composed config and the command line's task overrides. Opening it checks
+    everything a sweep needs (search space, sampler, storage reachable, a resumed study's fingerprint)."""
+    from oscsim.config import simulation_params
+    from oscsim.sweep.runner import SweepRunner
+
+    parsed = OverridesParser.create(config_loader=config_loader).parse_overrides(arguments)
+    fixed, extra = [], {}
+    for o in parsed:
+        if o.is_sweep_override():  # `lr_k=interval(...)` on the command line joins the search space
+            extra[o.get_key_element()] = o.get_value_element_as_str()
+        else:
+            fixed.append(o.input_line)
+    sweep_dir = Path(cfg.hydra.sweep.dir)
+    return SweepRunner(settings_from(cfg, sweep_dir, extra), base_config(cfg), fixed, sweep_dir,
+                       f"simulation_{cfg.simulation.name}", simulation_params(cfg).digest(), regime_lines(cfg))
+
+
+class OscsimOptunaSweeper(Sweeper):
+    def __init__(self, **settings: Any) -> None:
+        super().__init__()
+        self.settings = settings
+        self.config: DictConfig | None = None
+        self.launcher = None
+        self.hydra_context: HydraContext | None = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.hydra_context = hydra_context
+        self.config = config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config)
+
+    def _launch(self, jobs: list[list[str]], numbers: list[int]):
+        from oscsim.sweep.runner import Outcome
+
+        returns = self.launcher.launch(jobs, initial_job_idx=numbers[0])
+        outcomes = []
+        for r in returns:
+            if r.status == JobStatus.COMPLETED and isinstance(r._return_value, dict):
+                outcomes.append(Outcome(dict(r._return_value)))
+            else:
+                err = r._return_value if r.status == JobStatus.FAILED else "job returned no metrics"
+                outcomes.append(Outcome(None, f"{type(err).__name__}: {err}" if isinstance(err, BaseException) else str(err)))
+        return outcomes
+
+    def sweep(self, arguments: List[str]) -> Any:
+        assert self.config is not None
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        runner = build_runner(self.config, arguments, self.hydra_context.config_loader)
+        study = runner.run(self._launch)
+        done = [t for t in study.get_trials(deepcopy=False) if t.values]
+        best = [] if not done else study.best_trials if len(study.directions) > 1 else [study.best_trial]
+        summary = [{"iter": t.number + 1, "values": t.values, "params": t.params} for t in best]
+        (sweep_dir / "best.json").write_text(json.dumps(summary, indent=2))
+        log.info("best: %s", summary)
+        return summary

@@ -1,0 +1,188 @@
+"""The sweep loop: ask a batch of trials, launch them, tell the results, rewrite the log; repeat.
+
+Hydra-agnostic: the plugin hands it a `launch` function (whatever Hydra launcher is configured) and the
+base configuration. Numbering, blocks and the UCB tree live in the study, so the same command resumes."""
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import Trial, TrialState
+
+from . import records
+from .space import describe, override_value, parse_search_space
+from .study import make_pruner, make_sampler, objective_values, open_storage, open_study
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    """What one launched job gave back: its metrics, or the error that stopped it."""
+
+    metrics: dict[str, Any] | None
+    error: str | None = None
+
+
+Launch = Callable[[list[list[str]], list[int]], Sequence[Outcome]]
+
+
+@dataclass
+class SweepSettings:
+    sampler: str = "ucb_tree"
+    study_name: str = "oscsim"
+    storage: str = ""
+    n_trials: int = 8
+    n_parallel: int = 4
+    n_iter_block: int = 12
+    ucb_c: float = 1.414
+    seed: int = 0
+    objectives: list[str] = field(default_factory=lambda: ["rate_constants_R2", "test_R2"])
+    directions: list[str] = field(default_factory=lambda: ["maximize", "maximize"])
+    params: dict[str, Any] = field(default_factory=dict)
+    first_batch_params: list[str] | None = None
+    heartbeat_interval: int | None = 30
+    grace_period: int | None = None
+    max_retry: int = 1
+    pruner: str | None = None
+    enqueue: list[dict[str, Any]] = field(default_factory=list)
+
+
+def suggest(trial: Trial, name: str, dist: BaseDistribution) -> Any:
+    if isinstance(dist, FloatDistribution):
+        return trial.suggest_float(name, dist.low, dist.high, log=dist.log, step=dist.step)
+    if isinstance(dist, IntDistribution):
+        return trial.suggest_int(name, dist.low, dist.high, log=dist.log, step=dist.step)
+    if isinstance(dist, CategoricalDistribution):
+        return trial.suggest_categorical(name, dist.choices)
+    raise TypeError(f"{name}: unsupported distribution {dist}")
+
+
+def trials_used(study: optuna.Study) -> int:
+    """Trials counted against n_trials: every trial but waiting ones and failures that were retried."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.system_attrs.get("failed_trial") for t in trials} - {None}
+    return sum(1 for t in trials if t.state != TrialState.WAITING
+               and not (t.state == TrialState.FAIL and t.number in retried))
+
+
+class _Heartbeat:
+    """Records heartbeats for running trials from the sweeper process (ask/tell has no thread of its own),
+    so a killed worker's trials go stale and are failed and retried by the others."""
+
+    def __init__(self, storage: optuna.storages.BaseStorage, trial_ids: list[int], interval: int | None):
+        self.storage, self.ids, self.interval = storage, trial_ids, interval
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        while True:
+            for tid in self.ids:
+                try:
+                    self.storage.record_heartbeat(tid)
+                except Exception as e:  # a transient storage error must not kill the sweep
+                    log.warning("heartbeat failed: %s", e)
+            if self.stop.wait(self.interval):
+                return
+
+    def __enter__(self):
+        if self.interval:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        if self.interval:
+            self.thread.join()
+
+
+class SweepRunner:
+    def __init__(self, settings: SweepSettings, base: dict[str, Any], fixed_overrides: list[str], sweep_dir: Path,
+                 title: str, simulation_digest: str, regime_lines: list[str] | None = None):
+        self.s = settings
+        self.space, fixed_params = parse_search_space(settings.params)
+        self.fixed = list(fixed_overrides) + [f"{k}={override_value(v)}" for k, v in fixed_params.items()]
+        self.base = {k: base[k] for k in base}
+        self.sweep_dir, self.title, self.regime_lines = Path(sweep_dir), title, regime_lines
+        self.fingerprint = {"objectives": list(settings.objectives), "search_space": describe(self.space),
+                            "simulation": simulation_digest}
+        self.storage = open_storage(settings.storage, settings.heartbeat_interval, settings.grace_period,
+                                    settings.max_retry)
+        base_params = {k: base.get(k) for k in self.space}
+        sampler = make_sampler(settings.sampler, self.space, base_params, seed=settings.seed,
+                               n_parallel=settings.n_parallel, n_iter_block=settings.n_iter_block,
+                               ucb_c=settings.ucb_c, first_batch_params=settings.first_batch_params)
+        self.study = open_study(settings.study_name, self.storage, list(settings.directions), sampler,
+                                make_pruner(settings.pruner), self.fingerprint)
+
+    def _enqueue_missing(self) -> None:
+        present = {t.user_attrs.get("enqueue_id") for t in self.study.get_trials(deepcopy=False)}
+        for entry in self.s.enqueue:
+            if entry["id"] not in present:
+                self.study.enqueue_trial(dict(entry["params"]), user_attrs={**entry.get("attrs", {}),
+                                                                               "enqueue_id": entry["id"]})
+
+    def write_reports(self) -> tuple[Path, Path]:
+        return records.write_reports(self.study, self.sweep_dir, self.title, self.base, self.s.n_parallel,
+                                     self.s.n_iter_block, self.s.ucb_c, self.regime_lines)
+
+    def _job_overrides(self, trial: Trial) -> list[str]:
+        params = dict(self.storage.get_trial_system_attrs(trial._trial_id).get("fixed_params") or {})
+        params.update(trial.params)
+        merged = {**self.base, **params}
+        # the lab's Config: order, then oscsim's other keys; unset optional ones (null) left out
+        config = {k: merged[k] for k in records.CONFIG_KEYS + records.EXTRA_KEYS if merged.get(k) is not None}
+        trial.set_user_attr("config", config)
+        trial.set_user_attr("sampler", self.s.sampler)
+        return [*self.fixed, *(f"{k}={override_value(v)}" for k, v in params.items()),
+                f"sweep_trial.storage={override_value(self.s.storage)}",
+                f"sweep_trial.study_name={override_value(self.study.study_name)}",
+                f"sweep_trial.number={trial.number}", f"sweep_trial.iter={trial.number + 1}"]
+
+    def _tell(self, trial: Trial, out: Outcome) -> None:
+        m = out.metrics
+        if m is None:
+            trial.set_user_attr("metrics", {"status": "failed", "error": out.error or "crashed"})
+            self.study.tell(trial, state=TrialState.FAIL)
+            log.warning("trial %d crashed: %s", trial.number, out.error)
+            return
+        trial.set_user_attr("metrics", m)
+        if m.get("status") == "pruned":
+            self.study.tell(trial, state=TrialState.PRUNED)
+            return
+        values = objective_values(m, self.s.objectives)
+        if values is None or m.get("status") == "failed" and m.get("error"):
+            self.study.tell(trial, state=TrialState.FAIL)
+        else:
+            self.study.tell(trial, values if len(values) > 1 else values[0])
+
+    def run(self, launch: Launch) -> optuna.Study:
+        # ask/tell with heartbeats is what this runner is for; Optuna warns that it expects optimize()
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        self._enqueue_missing()
+        while True:
+            optuna.storages.fail_stale_trials(self.study)
+            remaining = self.s.n_trials - trials_used(self.study)
+            if remaining <= 0:
+                break
+            trials = [self.study.ask() for _ in range(min(self.s.n_parallel, remaining))]
+            with _Heartbeat(self.storage, [t._trial_id for t in trials], self.s.heartbeat_interval):
+                for t in trials:
+                    for name, dist in self.space.items():
+                        suggest(t, name, dist)
+                jobs = [self._job_overrides(t) for t in trials]
+                self.write_reports()  # the plan, before the batch runs
+                log.info("batch of %d: trials %s", len(trials), [t.number + 1 for t in trials])
+                outcomes = launch(jobs, [t.number for t in trials])
+                for t, out in zip(trials, outcomes):
+                    self._tell(t, out)
+            self.write_reports()
+        self.write_reports()
+        return self.study
