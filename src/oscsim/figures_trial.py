@@ -67,7 +67,7 @@ def trial_figures(ev: Evaluation, ds: Dataset, history: dict, out: Path) -> list
 
     fig, ax = plt.subplots(figsize=(7, 4))
     it = np.asarray(history["iteration"])
-    for name in ("prediction", "MLP_sub_diff", "MLP_node_L1", "MLP_sub_norm", "k_floor"):
+    for name in ("prediction", "MLP_sub_diff", "MLP_node_L1", "MLP_sub_norm", "k_floor", "k_range"):
         v = np.asarray(history[name])
         if len(v) and np.any(v > 0):
             ax.semilogy(it, np.clip(v, 1e-12, None), label=name)

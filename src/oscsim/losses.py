@@ -37,3 +37,8 @@ def node_l1_penalty(node_out: torch.Tensor) -> torch.Tensor:
 def k_floor_penalty(log_k: torch.Tensor, threshold: float) -> torch.Tensor:
     """sum relu(threshold - log_k)^2: keeps log_k above a floor."""
     return (F.relu(threshold - log_k) ** 2).sum()
+
+
+def k_range_penalty(log_k: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """sum (relu(low - log_k)^2 + relu(log_k - high)^2): a weak pull into the regime's known log10 k range."""
+    return (F.relu(low - log_k) ** 2 + F.relu(log_k - high) ** 2).sum()

@@ -83,7 +83,10 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
     forward = torch.compile(model) if compiled else model
     queries, _ = L.monotonicity_queries(xnorm)
     queries = queries.to(device)
-    coeff = {k: float(cfg[k]) for k in ("coeff_MLP_sub_diff", "coeff_MLP_node_L1", "coeff_MLP_sub_norm", "coeff_k_floor")}
+    coeff = {k: float(cfg.get(k, 0.0)) for k in ("coeff_MLP_sub_diff", "coeff_MLP_node_L1", "coeff_MLP_sub_norm",
+                                                 "coeff_k_floor", "coeff_k_range")}
+    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, n_total))
+                 if cfg.get("lr_schedule", "constant") == "cosine" else None)
     use_queries = coeff["coeff_MLP_sub_diff"] > 0 or coeff["coeff_MLP_sub_norm"] > 0
 
     writer = None
@@ -95,7 +98,7 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
     # ---- the loop -------------------------------------------------------------------------------------
     log_every = max(1, min(500, n_total // 200))
     history: dict[str, list[float]] = {"iteration": [], "prediction": [], "MLP_sub_diff": [], "MLP_node_L1": [],
-                                       "MLP_sub_norm": [], "k_floor": [], "rate_constants_R2": []}
+                                       "MLP_sub_norm": [], "k_floor": [], "k_range": [], "rate_constants_R2": []}
     sums = {k: 0.0 for k in history if k not in ("iteration", "rate_constants_R2")}
     total_pred = torch.zeros((), device=device)  # summed on device: no sync per iteration
     status, r2_now, error, it = "running", float("nan"), None, -1
@@ -122,10 +125,14 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
             terms["MLP_node_L1"] = coeff["coeff_MLP_node_L1"] * L.node_l1_penalty(out.node)
         if coeff["coeff_k_floor"] > 0:
             terms["k_floor"] = coeff["coeff_k_floor"] * L.k_floor_penalty(model.log_k, float(cfg.k_floor_threshold))
+        if coeff["coeff_k_range"] > 0:
+            terms["k_range"] = coeff["coeff_k_range"] * L.k_range_penalty(model.log_k, p.log_k_min, p.log_k_max)
         loss = sum(terms.values())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         total_pred += loss_pred.detach()
 
         if it % log_every == 0 or it == n_total - 1:
