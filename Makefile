@@ -6,8 +6,14 @@ PYTHON := $(BIN)/python
 STAMP := $(VENV)/.installed
 SIM ?= oscillatory_rank_50
 AUG ?= 1000
+JOBS ?= 2
+N ?= 12
+STUDY ?= demo_$(SIM)
+# The lab's Batch 1 settings, with its model: what `make batch1/batch2` rerun.
+LAB_ARGS = model=faithful loss=default seed=42 batch_size=8 n_epochs=1 coeff_k_floor=0.0 \
+  data_augmentation_loop=$(AUG) threads=1 progress=false hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS)
 
-.PHONY: install test demo bench simulate oracle clean faithfulness
+.PHONY: install test demo bench simulate oracle clean faithfulness batch1 batch2 sweep sweep-tpe dashboard tensorboard notebook
 
 install: $(STAMP)
 
@@ -21,9 +27,15 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PYTHON) -m pytest -n auto -q
 
+# Simulate (cached), the ceiling, then one batch of four UCB trials at reduced length (7,200 iterations
+# each, two at a time), the experiment log and a table of results.
+DEMO_AUG ?= 100
 demo: $(STAMP)
 	$(PYTHON) -m oscsim.simulate simulation=$(SIM)
 	$(PYTHON) -m oscsim.oracle simulation=$(SIM)
+	$(PYTHON) -m oscsim.train -m sweep=ucb simulation=$(SIM) data_augmentation_loop=$(DEMO_AUG) \
+	  '~hydra.sweeper.params.data_augmentation_loop' hydra.sweeper.study_name=demo_$(SIM) \
+	  hydra.sweeper.n_trials=4 threads=1 progress=false hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS)
 
 simulate: $(STAMP)
 	$(PYTHON) -m oscsim.simulate simulation=$(SIM)
@@ -47,3 +59,28 @@ faithfulness: $(STAMP)
 	  hydra/launcher=joblib hydra.launcher.n_jobs=2 hydra.sweep.dir=$(FAITH_DIR) \
 	  'hydra.sweep.subdir=$${model.node_init}_seed$${seed}'
 	$(PYTHON) scripts/summarize_runs.py $(FAITH_DIR)
+
+# The seed log's Batch 1 (Iter 1-4) and Batch 2 (Iter 5-8), exactly; AUG=<n> shortens every trial.
+batch1: $(STAMP)
+	$(PYTHON) -m oscsim.train -m sweep=lab_batches simulation=$(SIM) $(LAB_ARGS) hydra.sweeper.n_trials=4
+
+batch2: $(STAMP)
+	$(PYTHON) -m oscsim.train -m sweep=lab_batches simulation=$(SIM) $(LAB_ARGS) hydra.sweeper.n_trials=8
+
+# A UCB-tree (or TPE) study of N trials on the default model; run again to resume.
+sweep: $(STAMP)
+	$(PYTHON) -m oscsim.train -m sweep=ucb simulation=$(SIM) hydra.sweeper.n_trials=$(N) threads=1 progress=false \
+	  hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS)
+
+sweep-tpe: $(STAMP)
+	$(PYTHON) -m oscsim.train -m sweep=tpe simulation=$(SIM) hydra.sweeper.n_trials=$(N) threads=1 progress=false \
+	  hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS)
+
+dashboard: $(STAMP)
+	$(BIN)/optuna-dashboard sqlite:///multirun/oscsim.db --host 127.0.0.1 --port 8080
+
+tensorboard: $(STAMP)
+	$(BIN)/tensorboard --logdir multirun --host 127.0.0.1 --port 6006
+
+notebook: $(STAMP)
+	$(PYTHON) scripts/run_notebook.py notebooks/analyze_study.ipynb

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import resource
 import time
+from pathlib import Path
 
 import torch
 import yaml
@@ -24,13 +25,37 @@ def bench_simulator(name: str, repeats: int = 3) -> None:
           f"(of {repeats}: {', '.join(f'{t:.3f}' for t in times)}), activity rank {ds.summary['activity_rank']}")
 
 
+def bench_training(iterations: int, threads: int, compile_: bool) -> float:
+    """Iterations per second of the Batch 1 baseline (faithful model, rank_50) over `iterations`."""
+    import tempfile
+
+    from hydra import compose, initialize_config_dir
+
+    from oscsim import train as T
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["model=faithful", f"threads={threads}", f"compile={str(compile_).lower()}",
+                                           "progress=false", "plots=false", "tensorboard=false", "n_epochs=1",
+                                           f"data_augmentation_loop={iterations * 8 / (2880 * 0.2):.6f}",
+                                           "rollout_frames=10", f"eval_every={iterations}"])
+    with tempfile.TemporaryDirectory() as d:
+        m = T.train(cfg, Path(d))
+    return m["iterations_per_second"], m["iterations"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--regime", default="oscillatory_rank_50")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--iterations", type=int, default=3000)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     bench_simulator(args.regime)
+    for threads in (1, 2):
+        for compile_ in (False, True):
+            ips, n = bench_training(args.iterations, threads, compile_)
+            print(f"train Batch 1 baseline (faithful, rank_50): {n} iterations, threads={threads}, "
+                  f"compile={compile_}: {ips:.0f} it/s (lab's trainer: 50 it/s)")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 

@@ -25,7 +25,7 @@ def sweep(tmp_path: Path, *args: str, check: bool = True, fast: list[str] = FAST
 
 
 def load(tmp_path: Path, name: str) -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path}/multirun/{name}/{name}.db")
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path}/multirun/oscsim.db")
 
 
 def test_ucb_two_batches_write_a_parseable_log_then_resume(tmp_path):

@@ -11,6 +11,11 @@ from .params import ConfigError, SimulationParams
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
+# `${oscsim.mul:a,b}`: the lab's batch plans double a value (data_augmentation_loop 1000 -> 2000) relative
+# to whatever the command line set.
+if not OmegaConf.has_resolver("oscsim.mul"):
+    OmegaConf.register_new_resolver("oscsim.mul", lambda a, b: a * b)
+
 # key: (check, allowed-range text). Checked on every composed config, before any work.
 _POSITIVE = (lambda v: v > 0, "> 0")
 _NONNEG = (lambda v: v >= 0, ">= 0")

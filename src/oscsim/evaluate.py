@@ -11,6 +11,7 @@ from .dataset import Dataset
 from .dynamics import euler_step
 from .models import RateModel
 from .network import unidentifiable_reactions
+from .oracle.estimate import structural_guess
 
 NODE_SWEEP = np.linspace(0.0, 40.0, 50)  # the lab's MLP_node concentration sweep
 DBSCAN_EPS, DBSCAN_MIN = 0.1, 5  # the lab's embedding clustering
@@ -37,6 +38,10 @@ def rate_constant_scores(model: RateModel, ds: Dataset) -> tuple[dict, np.ndarra
     """The lab's rate-constant metrics (alpha-corrected) plus the R^2 over identifiable reactions."""
     alpha = alpha_of(model)
     corrected = M.alpha_corrected_log_k(model.log_k.detach().cpu().numpy(), ds.network.n_substrates.clip(1), alpha)
+    if getattr(model, "unidentifiable", "learned") == "structural":
+        # S says which k the data cannot fix: a same-column pair keeps its learned (identified) sum, split
+        # evenly; anything else goes mid-range. Identifiable reactions pass through unchanged.
+        corrected = structural_guess(ds.network, 10.0**corrected, (ds.params.log_k_min, ds.params.log_k_max))
     ident = np.ones(ds.network.n_reactions, bool)
     ident[unidentifiable_reactions(ds.network.substrate_edges, ds.network.n_reactions)] = False
     m = M.rate_constant_metrics(corrected, ds.network.log_k, ident)

@@ -105,7 +105,11 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
     t0 = time.perf_counter()
     bar = tqdm(range(n_total), disable=not cfg.progress, desc="train", mininterval=1.0)
     model.train()
+    WARMUP = 20  # first iterations (and torch.compile's tracing) are left out of iterations_per_second
+    t_warm = t0
     for it in bar:
+        if it == WARMUP:
+            t_warm = time.perf_counter()
         k = torch.randint(0, high, (int(cfg.batch_size),), generator=frames_rng).to(device)
         if recurrent:
             c = conc[k]
@@ -178,7 +182,8 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
         "status": status,
         "training_time_min": train_seconds / 60,
         "iterations": iterations_done,
-        "iterations_per_second": iterations_done / max(train_seconds, 1e-9),
+        "iterations_per_second": (iterations_done - WARMUP) / max(t0 + train_seconds - t_warm, 1e-9)
+        if iterations_done > 2 * WARMUP else iterations_done / max(train_seconds, 1e-9),
     })
     if error:
         metrics["error"] = error

@@ -25,7 +25,8 @@ def settings_from(cfg: DictConfig, sweep_dir: Path, extra_params: dict[str, Any]
     s.pop("_target_", None)
     s["params"] = {**(s.get("params") or {}), **(extra_params or {})}
     s["study_name"] = s.get("study_name") or f"{cfg.simulation.name}_{s.get('sampler', 'ucb_tree')}"
-    s["storage"] = s.get("storage") or f"sqlite:///{sweep_dir.resolve()}/{s['study_name']}.db"
+    # one SQLite file for every study under the multirun root, so one dashboard shows them all
+    s["storage"] = s.get("storage") or f"sqlite:///{sweep_dir.resolve().parent}/oscsim.db"
     return SweepSettings(**s)
 
 
@@ -101,5 +102,6 @@ class OscsimOptunaSweeper(Sweeper):
         best = [] if not done else study.best_trials if len(study.directions) > 1 else [study.best_trial]
         summary = [{"iter": t.number + 1, "values": t.values, "params": t.params} for t in best]
         (sweep_dir / "best.json").write_text(json.dumps(summary, indent=2))
-        log.info("best: %s", summary)
+        print(runner.summary_table())
+        print(f"experiment log: {sweep_dir / (study.study_name + '_analysis.md')}")
         return summary

@@ -4,6 +4,8 @@ dc/dt = S v + MLP_node(c_i, a_i), v_j = 10^log_k_j * g(aggregate over substrate 
 `softplus` says where positivity is imposed: `after_product` (the lab: g = softplus of the product, so a
 reaction whose substrates are all zero still runs at softplus(0) = 0.69 k), `per_edge` (softplus on each
 message, product after: a zero substrate can stop its reaction), or `none`.
+`unidentifiable` says how the scores read the k that the data cannot fix (shared monomials, no edges):
+`learned` (the lab: as trained) or `structural` (SPEC §6's rule, known from S before training).
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ class ReactionModel(RateModel):
         aggregation: str = "mul",
         node_init: str = "all_zero",
         log_k_init: tuple[float, float] = (-2.0, 1.0),
+        unidentifiable: str = "learned",
     ):
         super().__init__()
         if softplus not in ("after_product", "per_edge", "none"):
@@ -39,7 +42,9 @@ class ReactionModel(RateModel):
             raise ValueError(f"model.aggregation={aggregation}: must be mul or add")
         if node_init not in ("all_zero", "last_layer", "default"):
             raise ValueError(f"model.node_init={node_init}: must be all_zero, last_layer or default")
-        self.softplus, self.aggregation = softplus, aggregation
+        if unidentifiable not in ("learned", "structural"):
+            raise ValueError(f"model.unidentifiable={unidentifiable}: must be learned or structural")
+        self.softplus, self.aggregation, self.unidentifiable = softplus, aggregation, unidentifiable
         n_met, n_rxn = net.n_metabolites, net.n_reactions
         self.sub = mlp([2] + [hidden_dim_sub] * (n_layers_sub - 1) + [1])
         self.node_mlp = mlp([1 + embedding_dim] + [hidden_dim_node] * (n_layers_node - 1) + [1])
@@ -69,10 +74,10 @@ class ReactionModel(RateModel):
         if sub_queries is not None:  # regularisers' points ride along in the same MLP_sub call
             x = torch.cat([x, sub_queries], dim=0)
         out = self.sub(x).squeeze(-1)
+        if self.softplus == "per_edge":  # the message is softplus(MLP_sub): regularisers see the message too
+            out = F.softplus(out)
         n_pair = batch * len(self.pair_met)
         msg = out[:n_pair].reshape(batch, -1)[:, self.edge_pair]  # (B, E)
-        if self.softplus == "per_edge":
-            msg = F.softplus(msg)
         if self.aggregation == "mul":
             agg = torch.exp(torch.log(msg.abs().clamp_min(LOG_FLOOR)) @ self.incidence)
         else:
@@ -82,3 +87,9 @@ class ReactionModel(RateModel):
         v = agg * torch.pow(10.0, self.log_k)
         node = self.homeostasis(c)
         return Output(v @ self.S_T + node, node, out[n_pair:] if sub_queries is not None else None)
+
+    def substrate(self, c: torch.Tensor, s: torch.Tensor | float) -> torch.Tensor:
+        """The per-edge message the product uses: with `per_edge`, softplus(MLP_sub), so alpha and the
+        fitted exponent judge what the rates actually see."""
+        raw = super().substrate(c, s)
+        return F.softplus(raw) if self.softplus == "per_edge" else raw

@@ -132,6 +132,24 @@ class SweepRunner:
         return records.write_reports(self.study, self.sweep_dir, self.title, self.base, self.s.n_parallel,
                                      self.s.n_iter_block, self.s.ucb_c, self.regime_lines)
 
+    def summary_table(self) -> str:
+        """A Markdown table of the study's trials: what the lab reads first."""
+        rows = ["| iter | parent | mutation | status | rate_constants_R2 | R2 identifiable | test_R2 | alpha |",
+                "|---|---|---|---|---|---|---|---|"]
+        for t in sorted(self.study.get_trials(deepcopy=False), key=lambda t: t.number):
+            if t.state == TrialState.WAITING:
+                continue
+            r = records.trial_record(t, self.base, self.s.n_parallel, self.s.n_iter_block)
+            m = r.metrics
+
+            def f(k: str) -> str:
+                v = m.get(k)
+                return f"{v:.4g}" if isinstance(v, (int, float)) else "-"
+
+            rows.append(f"| {r.iter} | {r.parent or 'root'} | {r.mutation or 'None'} | {r.status} | "
+                        f"{f('rate_constants_R2')} | {f('rate_constants_R2_identifiable')} | {f('test_R2')} | {f('alpha')} |")
+        return "\n".join(rows)
+
     def _job_overrides(self, trial: Trial) -> list[str]:
         params = dict(self.storage.get_trial_system_attrs(trial._trial_id).get("fixed_params") or {})
         params.update(trial.params)
