@@ -45,3 +45,24 @@ def test_truncated_file_is_regenerated_with_warning(tmp_path, tiny, victim):
 def test_no_temp_files_left(tmp_path, tiny):
     ds = load_or_simulate(tiny, tmp_path)
     assert not [p for p in ds.path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_concurrent_generation_by_several_processes(tmp_path):
+    """Workers that start at the same moment: one generates, the others wait and read the finished file."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, hashlib; sys.path.insert(0, sys.argv[2]); from conftest import regime; "
+        "from oscsim.dataset import load_or_simulate; ds = load_or_simulate(regime('oscillatory_rank_50'), sys.argv[1]); "
+        "print(int(ds.generated), hashlib.sha256(ds.concentrations.tobytes()).hexdigest())"
+    )
+    tests_dir = str(__import__("pathlib").Path(__file__).parent)
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path), tests_dir], stdout=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    outs = [p.communicate(timeout=300)[0].split() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert sum(int(o[0]) for o in outs) == 1  # generated exactly once
+    assert len({o[1] for o in outs}) == 1  # everyone read the same arrays
+    (d,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    dsmod.load(d)  # complete and verified

@@ -16,7 +16,7 @@ def naive_dcdt(model: ReactionModel, net, c: torch.Tensor) -> torch.Tensor:
         v = []
         for j in range(net.n_reactions):
             edges = net.substrate_edges[net.substrate_edges[:, 1] == j]
-            msgs = [model.substrate(frame[m : m + 1], float(s))[0] for m, _, s in edges]
+            msgs = [model.sub(torch.tensor([float(frame[m]), float(s)]))[0] for m, _, s in edges]  # raw MLP_sub
             if model.softplus == "per_edge":
                 msgs = [F.softplus(x) for x in msgs]
             if model.aggregation == "mul":

@@ -38,6 +38,7 @@ class Dataset:
     dcdt: np.ndarray  # (n_frames + 1, n_met) float32, exact derivative at each frame
     summary: dict
     path: Path | None = None
+    generated: bool = False  # True when this call simulated it (False: read from the cache)
 
     @property
     def S(self) -> np.ndarray:
@@ -161,4 +162,5 @@ def load_or_simulate(p: SimulationParams, root: str | os.PathLike, progress: boo
                 warnings.warn(f"{e}; regenerating", stacklevel=2)
         ds = simulate(p, progress=progress)
         save(ds, d)
+        ds.generated = True
         return ds

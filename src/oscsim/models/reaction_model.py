@@ -4,6 +4,8 @@ dc/dt = S v + MLP_node(c_i, a_i), v_j = 10^log_k_j * g(aggregate over substrate 
 `softplus` says where positivity is imposed: `after_product` (the lab: g = softplus of the product, so a
 reaction whose substrates are all zero still runs at softplus(0) = 0.69 k), `per_edge` (softplus on each
 message, product after: a zero substrate can stop its reaction), or `none`.
+`gate`: `concentration` multiplies each message by its c (msg = c softplus(MLP_sub)), so a zero substrate
+stops its reaction exactly rather than at softplus's floor, which MLP_node otherwise learns to cancel.
 `unidentifiable` says how the scores read the k that the data cannot fix (shared monomials, no edges):
 `learned` (the lab: as trained) or `structural` (SPEC §6's rule, known from S before training).
 """
@@ -34,6 +36,7 @@ class ReactionModel(RateModel):
         node_init: str = "all_zero",
         log_k_init: tuple[float, float] = (-2.0, 1.0),
         unidentifiable: str = "learned",
+        gate: str = "none",
     ):
         super().__init__()
         if softplus not in ("after_product", "per_edge", "none"):
@@ -44,7 +47,9 @@ class ReactionModel(RateModel):
             raise ValueError(f"model.node_init={node_init}: must be all_zero, last_layer or default")
         if unidentifiable not in ("learned", "structural"):
             raise ValueError(f"model.unidentifiable={unidentifiable}: must be learned or structural")
-        self.softplus, self.aggregation, self.unidentifiable = softplus, aggregation, unidentifiable
+        if gate not in ("none", "concentration"):
+            raise ValueError(f"model.gate={gate}: must be none or concentration")
+        self.softplus, self.aggregation, self.unidentifiable, self.gate = softplus, aggregation, unidentifiable, gate
         n_met, n_rxn = net.n_metabolites, net.n_reactions
         self.sub = mlp([2] + [hidden_dim_sub] * (n_layers_sub - 1) + [1])
         self.node_mlp = mlp([1 + embedding_dim] + [hidden_dim_node] * (n_layers_node - 1) + [1])
@@ -76,6 +81,8 @@ class ReactionModel(RateModel):
         out = self.sub(x).squeeze(-1)
         if self.softplus == "per_edge":  # the message is softplus(MLP_sub): regularisers see the message too
             out = F.softplus(out)
+        if self.gate == "concentration":
+            out = out * x[:, 0]
         n_pair = batch * len(self.pair_met)
         msg = out[:n_pair].reshape(batch, -1)[:, self.edge_pair]  # (B, E)
         if self.aggregation == "mul":
@@ -89,7 +96,8 @@ class ReactionModel(RateModel):
         return Output(v @ self.S_T + node, node, out[n_pair:] if sub_queries is not None else None)
 
     def substrate(self, c: torch.Tensor, s: torch.Tensor | float) -> torch.Tensor:
-        """The per-edge message the product uses: with `per_edge`, softplus(MLP_sub), so alpha and the
-        fitted exponent judge what the rates actually see."""
-        raw = super().substrate(c, s)
-        return F.softplus(raw) if self.softplus == "per_edge" else raw
+        """The per-edge message the product uses (softplus and gate applied), so alpha and the fitted
+        exponent judge what the rates actually see."""
+        msg = super().substrate(c, s)
+        msg = F.softplus(msg) if self.softplus == "per_edge" else msg
+        return msg * c if self.gate == "concentration" else msg

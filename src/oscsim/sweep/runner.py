@@ -4,12 +4,15 @@ Hydra-agnostic: the plugin hands it a `launch` function (whatever Hydra launcher
 base configuration. Numbering, blocks and the UCB tree live in the study, so the same command resumes."""
 from __future__ import annotations
 
+import fcntl
 import logging
 import threading
 import warnings
+import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
@@ -70,6 +73,32 @@ def trials_used(study: optuna.Study) -> int:
     retried = {t.system_attrs.get("failed_trial") for t in trials} - {None}
     return sum(1 for t in trials if t.state != TrialState.WAITING
                and not (t.state == TrialState.FAIL and t.number in retried))
+
+
+@contextmanager
+def budget_lock(storage: optuna.storages.RDBStorage, study_name: str) -> Iterator[None]:
+    """Serialise "count the trials, then ask" across workers sharing a study, so that together they run
+    exactly n_trials: a PostgreSQL advisory lock, or a file lock beside a SQLite database."""
+    url = str(storage.engine.url)
+    key = zlib.crc32(study_name.encode()) & 0x7FFFFFFF
+    if url.startswith("postgresql"):
+        from sqlalchemy import text
+
+        with storage.engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+    elif url.startswith("sqlite:///") and storage.engine.url.database not in (None, "", ":memory:"):
+        with open(f"{storage.engine.url.database}.{key}.lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+    else:
+        yield
 
 
 class _Heartbeat:
@@ -187,10 +216,11 @@ class SweepRunner:
         self._enqueue_missing()
         while True:
             optuna.storages.fail_stale_trials(self.study)
-            remaining = self.s.n_trials - trials_used(self.study)
-            if remaining <= 0:
+            with budget_lock(self.storage, self.study.study_name):
+                remaining = self.s.n_trials - trials_used(self.study)
+                trials = [self.study.ask() for _ in range(min(self.s.n_parallel, max(remaining, 0)))]
+            if not trials:
                 break
-            trials = [self.study.ask() for _ in range(min(self.s.n_parallel, remaining))]
             with _Heartbeat(self.storage, [t._trial_id for t in trials], self.s.heartbeat_interval):
                 for t in trials:
                     for name, dist in self.space.items():
