@@ -64,3 +64,11 @@ def test_cli_rejects_before_any_work(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip() == "error: simulation.delta_t=0: must be > 0"
     assert not any(tmp_path.iterdir())  # nothing generated, no run directory
+
+
+def test_slurm_example_launcher_composes_with_one_gpu_per_job():
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["sweep=ucb", "hydra/launcher=slurm_gpu"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    assert cfg.hydra.launcher.gpus_per_node == 1 and cfg.hydra.launcher.array_parallelism == 4
+    assert cfg.hydra.sweeper.sampler == "ucb_tree" and cfg.hydra.sweeper.n_parallel == 4
