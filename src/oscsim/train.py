@@ -221,12 +221,50 @@ def _plain(v):
     return v
 
 
+def train_seeds(cfg: DictConfig, out_dir: Path, seeds: list[int], report: Report | None = None) -> dict:
+    """Train the configuration once per seed (in out_dir/seed_<s>); the metrics are the means over seeds,
+    with each seed's rate_constants_R2 reported as an intermediate value (step = seed index), so a pruner
+    comparing configurations seed by seed (Wilcoxon) can stop a clearly worse one early."""
+    runs: list[dict] = []
+    pruned = False
+    for i, s in enumerate(seeds):
+        c = cfg.copy()
+        c.seed = int(s)
+        m = train(c, out_dir / f"seed_{s}")
+        runs.append(m)
+        if "error" in m:  # crashed or non-finite: the configuration failed
+            break
+        if report is not None and report(i, m["rate_constants_R2"]):
+            pruned = True
+            break
+    numeric = [k for k, v in runs[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    metrics: dict = {k: float(np.mean([r[k] for r in runs])) for k in numeric}
+    metrics["rate_constants_R2_std"] = float(np.std([r["rate_constants_R2"] for r in runs]))
+    metrics["rate_constants_R2_per_seed"] = [r["rate_constants_R2"] for r in runs]
+    metrics["seeds"] = [int(s) for s in seeds[: len(runs)]]
+    crashed = [r for r in runs if "error" in r]
+    metrics["status"] = "failed" if crashed else "pruned" if pruned else trial_status(metrics["rate_constants_R2"])
+    if crashed:
+        metrics["error"] = f"seed {metrics['seeds'][-1]}: {crashed[0]['error']}"
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out_dir / "analysis.log").write_text("".join(f"{k}: {v}\n" for k, v in metrics.items()))
+    return metrics
+
+
 def run(cfg: DictConfig) -> dict:
-    """Hydra task: train in Hydra's run directory and return the metrics (for sweepers)."""
+    """Hydra task: train in Hydra's run directory and return the metrics (for sweepers). A sweep job may
+    report intermediate values to its trial (for pruning); the training loop only sees a callback."""
     from hydra.core.hydra_config import HydraConfig
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
-    return train(cfg, out_dir)
+    report = None
+    if cfg.get("sweep_trial") and cfg.sweep_trial.get("number") is not None:
+        from .sweep.reporting import trial_reporter
+
+        report = trial_reporter(OmegaConf.to_container(cfg.sweep_trial, resolve=True))
+    if cfg.get("seeds"):
+        return train_seeds(cfg, out_dir, list(cfg.seeds), report)
+    return train(cfg, out_dir, report)
 
 
 main = hydra_entry(run)

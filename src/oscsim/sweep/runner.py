@@ -190,7 +190,8 @@ class SweepRunner:
         return [*self.fixed, *(f"{k}={override_value(v)}" for k, v in params.items()),
                 f"sweep_trial.storage={override_value(self.s.storage)}",
                 f"sweep_trial.study_name={override_value(self.study.study_name)}",
-                f"sweep_trial.number={trial.number}", f"sweep_trial.iter={trial.number + 1}"]
+                f"sweep_trial.number={trial.number}", f"sweep_trial.iter={trial.number + 1}",
+                f"sweep_trial.pruner={override_value(self.s.pruner or 'none')}"]
 
     def _tell(self, trial: Trial, out: Outcome) -> None:
         m = out.metrics
