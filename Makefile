@@ -13,7 +13,7 @@ STUDY ?= demo_$(SIM)
 LAB_ARGS = model=faithful loss=default seed=42 batch_size=8 n_epochs=1 coeff_k_floor=0.0 \
   data_augmentation_loop=$(AUG) threads=1 progress=false hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS)
 
-.PHONY: install test demo bench simulate oracle clean faithfulness batch1 batch2 sweep sweep-tpe dashboard tensorboard notebook
+.PHONY: install test demo bench simulate oracle clean faithfulness batch1 batch2 sweep sweep-tpe dashboard tensorboard notebook bench-samplers
 
 install: $(STAMP)
 
@@ -84,3 +84,7 @@ tensorboard: $(STAMP)
 
 notebook: $(STAMP)
 	$(PYTHON) scripts/run_notebook.py notebooks/analyze_study.ipynb
+
+# UCB tree vs TPE vs random: 3 sampler seeds x 24 short trials each (about 20-30 min on 2 cores).
+bench-samplers: $(STAMP)
+	$(PYTHON) scripts/bench_samplers.py --jobs $(JOBS)
