@@ -53,7 +53,7 @@ clean:
 # initialisations of the faithful model, on 3 seeds, two runs at a time; then the table.
 FAITH_DIR ?= multirun/faithfulness
 faithfulness: $(STAMP)
-	$(PYTHON) -m oscsim.train -m model=faithful model.node_init=all_zero,last_layer seed=1,2,3 \
+	$(PYTHON) -m oscsim.train -m model=faithful loss=default model.node_init=all_zero,last_layer seed=1,2,3 \
 	  lr_k=0.005 lr_node=0.001 lr_sub=0.0005 batch_size=8 n_epochs=1 data_augmentation_loop=1000 \
 	  coeff_MLP_node_L1=1.0 coeff_MLP_sub_norm=0.0 coeff_k_floor=0.0 threads=1 progress=false \
 	  hydra/launcher=joblib hydra.launcher.n_jobs=2 hydra.sweep.dir=$(FAITH_DIR) \

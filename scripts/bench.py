@@ -34,7 +34,7 @@ def bench_training(iterations: int, threads: int, compile_: bool) -> float:
     from oscsim import train as T
 
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=["model=faithful", f"threads={threads}", f"compile={str(compile_).lower()}",
+        cfg = compose("config", overrides=["model=faithful", "loss=default", f"threads={threads}", f"compile={str(compile_).lower()}",
                                            "progress=false", "plots=false", "tensorboard=false", "n_epochs=1",
                                            f"data_augmentation_loop={iterations * 8 / (2880 * 0.2):.6f}",
                                            "rollout_frames=10", f"eval_every={iterations}"])

@@ -91,8 +91,9 @@ def test_report_callback_can_stop_a_trial(tmp_path):
 def test_seed_iter1_config_line_verbatim(tmp_path):
     overrides = iter1_overrides()
     assert overrides[:3] == ["seed=42", "lr_k=0.005", "lr_node=0.001"] and len(overrides) == 10
+    overrides = ["model=faithful", "loss=default", *overrides]  # the lab's model, named explicitly
     cfg = cfg_for(tmp_path, *overrides)
-    expected = dict(o.split("=") for o in overrides)
+    expected = dict(o.split("=") for o in overrides[2:])
     for k, v in expected.items():
         assert float(cfg[k]) == float(v), k
     # the line runs as pasted after `python -m oscsim.train` (on the tiny regime, one short epoch)
@@ -103,7 +104,7 @@ def test_seed_iter1_config_line_verbatim(tmp_path):
     saved = json.loads((tmp_path / "cli" / "metrics.json").read_text())
     assert saved["iterations"] == T.iterations_per_epoch(300, 5, 8)
     cfg_text = (tmp_path / "cli" / "config.yaml").read_text()
-    assert "lr_sub: 0.0005" in cfg_text and "coeff_MLP_node_L1: 1.0" in cfg_text
+    assert "lr_sub: 0.0005" in cfg_text and "coeff_MLP_node_L1: 1.0" in cfg_text and "name: faithful" in cfg_text
 
 
 def test_bad_override_rejected_with_key(tmp_path):
