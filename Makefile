@@ -13,7 +13,7 @@ STUDY ?= demo_$(SIM)
 LAB_ARGS = model=faithful loss=default seed=42 batch_size=8 n_epochs=1 coeff_k_floor=0.0 \
   data_augmentation_loop=$(AUG) threads=1 progress=false hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS)
 
-.PHONY: install test demo bench simulate oracle clean faithfulness batch1 batch2 sweep sweep-tpe dashboard tensorboard notebook bench-samplers
+.PHONY: install test demo bench simulate oracle clean faithfulness batch1 batch2 sweep sweep-tpe dashboard tensorboard notebook bench-samplers science
 
 install: $(STAMP)
 
@@ -88,3 +88,8 @@ notebook: $(STAMP)
 # UCB tree vs TPE vs random: 3 sampler seeds x 24 short trials each (about 20-30 min on 2 cores).
 bench-samplers: $(STAMP)
 	$(PYTHON) scripts/bench_samplers.py --jobs $(JOBS)
+
+# The default model and the lab's faithful model on 5 seeds each (72,000 iterations per run, two at a time;
+# about 30 min): prints the target table and writes docs/results.md. Resumable.
+science: $(STAMP)
+	$(PYTHON) scripts/science.py --jobs $(JOBS)

@@ -12,6 +12,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -44,9 +45,43 @@ TARGETS: list[tuple[str, str, object]] = [
 ]
 
 
+# What decides a run's result: a saved run is reused only if these match what the overrides compose to now
+# (so changing conf/config.yaml's defaults retrains instead of reusing a run of another configuration).
+RESULT_KEYS = ("simulation", "model", "seed", "lr_k", "lr_node", "lr_sub", "lr_embedding", "batch_size", "n_epochs",
+               "data_augmentation_loop", "time_step", "recurrent_training", "hidden_dim_sub", "n_layers_sub",
+               "hidden_dim_node", "n_layers_node", "coeff_MLP_node_L1", "coeff_MLP_sub_norm", "coeff_k_floor",
+               "coeff_MLP_sub_diff", "k_floor_threshold", "coeff_k_range", "lr_schedule", "rollout_frames",
+               "rollout_clamp", "rollout_dtype")
+
+
+def result_config(cfg) -> dict:
+    from omegaconf import OmegaConf
+
+    c = OmegaConf.to_container(cfg, resolve=True)
+    return {k: c.get(k) for k in RESULT_KEYS}
+
+
+_HYDRA = threading.Lock()  # Hydra's global config state is not thread-safe
+
+
+def composed(overrides: list[str]) -> dict:
+    from hydra import compose, initialize_config_dir
+
+    from oscsim.config import CONF_DIR
+
+    with _HYDRA, initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return result_config(compose("config", overrides=overrides))
+
+
 def run_one(run_dir: Path, overrides: list[str]) -> dict:
-    """Train unless run_dir/metrics.json exists; return its metrics."""
+    """Train unless run_dir holds a finished run of the same configuration; return its metrics."""
+    from omegaconf import OmegaConf
+
     mfile = run_dir / "metrics.json"
+    if mfile.exists() and result_config(OmegaConf.load(run_dir / "config.yaml")) != composed(overrides):
+        stale = run_dir.with_name(run_dir.name + ".stale")
+        shutil.rmtree(stale, ignore_errors=True)
+        run_dir.rename(stale)  # kept for inspection; retrained below
     if not mfile.exists():
         cmd = [sys.executable, "-m", "oscsim.train", *overrides, *COMMON, f"hydra.run.dir={run_dir}"]
         with open(run_dir.with_suffix(".log"), "w") as log:
@@ -94,7 +129,7 @@ def per_seed_table(arms: dict[str, list[dict]], seeds: list[int]) -> list[str]:
     return lines
 
 
-def horizon_figure(run_dirs: dict[str, Path], out: Path, n_frames: int = 1000) -> Path:
+def horizon_figure(run_dirs: dict[str, Path], out: Path, n_frames: int = 2000) -> Path:
     """Rollout R^2 over frames [0, h) against h, and a few traces, for one run of each arm."""
     import matplotlib
 
@@ -114,9 +149,8 @@ def horizon_figure(run_dirs: dict[str, Path], out: Path, n_frames: int = 1000) -
         cfg = OmegaConf.load(d / "config.yaml")
         cfg.data_dir = str(ROOT / cfg.data_dir) if not Path(cfg.data_dir).is_absolute() else cfg.data_dir
         ds = dataset_for(cfg)
-        model = build_model(ds.network, OmegaConf.to_container(cfg.model, resolve=True), hidden_dim_sub=int(cfg.hidden_dim_sub),
-                            n_layers_sub=int(cfg.n_layers_sub), hidden_dim_node=int(cfg.hidden_dim_node),
-                            n_layers_node=int(cfg.n_layers_node))
+        sizes = {k: int(cfg[k]) for k in ("hidden_dim_sub", "n_layers_sub", "hidden_dim_node", "n_layers_node")}
+        model = build_model(ds.network, OmegaConf.to_container(cfg.model, resolve=True), **sizes)
         model.load_state_dict(torch.load(d / "checkpoint.pt", weights_only=False)["model"])
         model = model.double().eval()
         c0 = torch.as_tensor(ds.concentrations[0], dtype=torch.float64)
@@ -161,7 +195,8 @@ def main() -> None:
     jobs = [(arm, s) for arm in plan for s in args.seeds]
     results: dict[tuple[str, int], dict] = {}
     with ThreadPoolExecutor(args.jobs) as pool, tqdm(total=len(jobs), desc="science") as bar:
-        futures = {pool.submit(run_one, root / f"{arm}_seed{s}", [*plan[arm], f"seed={s}"]): (arm, s) for arm, s in jobs}
+        futures = {pool.submit(run_one, root / f"{arm}_seed{s}", [*plan[arm], f"seed={s}"]): (arm, s)
+                   for arm, s in jobs}
         for f in futures:
             results[futures[f]] = f.result()
             bar.update(1)
@@ -186,14 +221,21 @@ def main() -> None:
     cmd = "python scripts/science.py " + " ".join(f"--seeds {' '.join(map(str, args.seeds))}".split())
     if args.default:
         cmd += f" --default '{args.default}'"
+    from omegaconf import OmegaConf
+
+    used = OmegaConf.load(root / f"default_seed{args.seeds[0]}" / "config.yaml")
+    default_is = (f"model `{used.model.name}` (softplus {used.model.softplus}, gate {used.model.get('gate', 'none')}, "
+                  f"node_init {used.model.node_init}, unidentifiable {used.model.get('unidentifiable', 'learned')}), "
+                  f"coeff_MLP_node_L1 {used.coeff_MLP_node_L1}, lr_schedule {used.lr_schedule}")
     page = ["# Results: recovering the rate constants (issue 6)", "",
             "Regime `oscillatory_rank_50` (the lab's network, seed 42). Each arm trained on seeds "
             f"{', '.join(map(str, args.seeds))}; median ± std over seeds. `default` is conf/config.yaml's defaults"
-            + (f" with `{args.default}`" if args.default else "") + f"; `faithful` is the lab's model with the seed "
+            + (f" with `{args.default}`" if args.default else "") + f" ({default_is}); `faithful` is the lab's model with the seed "
             "log's Batch 1 settings (`" + " ".join(FAITHFUL) + "`).", "",
             f"Command: `{cmd}` (`make science`)", "", *table, "", "## Per seed", "",
             *per_seed_table(arms, args.seeds), "", f"## Figures (seed {med_seed}, the default's median seed)", "",
-            "Rollout against truth over the horizon (both arms):", "", "![rollout horizon](figures/rollout_horizon.png)", ""]
+            "Rollout against truth over the horizon (both arms):", "",
+            "![rollout horizon](figures/rollout_horizon.png)", ""]
     for arm, name in figures:
         page += [f"{arm}: {name[:-4]}", "", f"![{arm} {name[:-4]}](figures/{arm}_{name})", ""]
     (args.docs / "results.md").write_text("\n".join(page) + "\n")

@@ -57,7 +57,7 @@ def test_structural_rule_fills_only_unidentifiable_reactions():
 
 
 def naive_per_edge(model: ReactionModel, net, c: torch.Tensor) -> torch.Tensor:
-    """Per frame, per reaction, per substrate edge: v_j = k_j prod softplus(MLP_sub(c_i, |s_ij|))."""
+    """Per frame, per reaction, per substrate edge: v_j = k_j prod softplus(MLP_sub(c_i, |s_ij|)) [* c_i if gated]."""
     S = torch.as_tensor(net.S, dtype=torch.float32)
     out = []
     for frame in c:
@@ -66,6 +66,8 @@ def naive_per_edge(model: ReactionModel, net, c: torch.Tensor) -> torch.Tensor:
             rate = 10 ** model.log_k[j]
             for m, _, s in net.substrate_edges[net.substrate_edges[:, 1] == j]:
                 rate = rate * F.softplus(model.sub(torch.tensor([float(frame[m]), float(s)]))[0])
+                if model.gate == "concentration":
+                    rate = rate * frame[m]
             v.append(rate)
         out.append(S @ torch.stack(v) + model.homeostasis(frame))
     return torch.stack(out)
@@ -75,7 +77,7 @@ def model_entry(name: str) -> dict:
     return yaml.safe_load((CONF_DIR / "model" / f"{name}.yaml").read_text())
 
 
-@pytest.mark.parametrize("entry", ["edge_softplus", "recovery"])
+@pytest.mark.parametrize("entry", ["edge_softplus", "recovery", "recovery_gated"])
 def test_entry_forward_equals_loop_over_edges(entry):
     net = build_network(regime("tiny"))  # has |s| = 1 and 2 and multi-substrate reactions
     cfg = model_entry(entry)
@@ -88,18 +90,23 @@ def test_entry_forward_equals_loop_over_edges(entry):
     assert torch.allclose(model(c).dcdt, naive_per_edge(model, net, c), rtol=1e-4, atol=1e-6)
     # the metrics' alpha and exponent read the message the rates use: softplus of the raw network
     x = torch.tensor([0.5, 2.0])
-    assert torch.allclose(model.substrate(x, 1.0), F.softplus(model.sub(torch.stack([x, torch.ones(2)], -1)).squeeze(-1)))
+    msg = F.softplus(model.sub(torch.stack([x, torch.ones(2)], -1)).squeeze(-1))
+    assert torch.allclose(model.substrate(x, 1.0), msg * x if model.gate == "concentration" else msg)
 
 
 def test_default_learns_better_than_faithful_on_tiny(tmp_path):
-    quick = ["simulation=tiny", "progress=false", "compile=false", "threads=1", "plots=false", "tensorboard=false",
-             "seed=3", "data_augmentation_loop=60", f"data_dir={tmp_path / 'data'}"]
+    # tiny with rank_50's structure (cycles only, |s| = 1) and a faster lr_k for both arms, so 2,250
+    # iterations (~3 s) separate the models: measured 0.999 / 0 outliers against 0.73 / 16 for faithful.
+    quick = ["simulation=tiny", "simulation.cycle_fraction=1.0", "progress=false", "compile=false", "threads=1",
+             "plots=false", "tensorboard=false", "seed=3", "data_augmentation_loop=300", "lr_k=0.02",
+             f"data_dir={tmp_path / 'data'}"]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        default = compose("config", overrides=[*quick, "model=recovery", "loss=recovery"])
+        default = compose("config", overrides=quick)  # conf/config.yaml's default model and loss
         faithful = compose("config", overrides=[*quick, "model=faithful", "loss=default"])
+    assert default.model.name != "faithful"
     new = T.train(default, tmp_path / "new")
     lab = T.train(faithful, tmp_path / "lab")
-    assert new["iterations"] == lab["iterations"] == 450
-    assert new["rate_constants_R2_identifiable"] > 0.9
-    assert new["rate_constants_R2_identifiable"] > lab["rate_constants_R2_identifiable"] + 0.1
-    assert new["n_outliers_identifiable"] < lab["n_outliers_identifiable"]
+    assert new["iterations"] == lab["iterations"] == 2250
+    assert new["rate_constants_R2_identifiable"] > 0.98 and new["n_outliers_identifiable"] == 0
+    assert new["rate_constants_R2_identifiable"] > lab["rate_constants_R2_identifiable"] + 0.15
+    assert lab["n_outliers_identifiable"] > 5
