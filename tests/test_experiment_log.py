@@ -157,6 +157,8 @@ def test_visual_measured():
             "flat, no homeostasis learned") in v
     v2 = visual_text({"MLP_sub_exponent_1": 0.86, "MLP_sub_exponent_2": 1.10, "MLP_sub_powers_in_data": [1, 2]})
     assert "at |s|=1 grows like c^0.86; at |s|=2 like c^1.10 (linear instead of quadratic)" in v2
+    flat = visual_text({"MLP_sub_exponent_1": 0.86, "MLP_sub_exponent_2": 0.16, "MLP_sub_powers_in_data": [1]})
+    assert "like c^0.16 (not quadratic)" in flat and "linear" not in flat
     assert "no |s|=2 edge" not in v2 and "MLP_node=not measured" in v2
     v3 = visual_text({"MLP_sub_exponent_1": 0.98, "MLP_sub_powers_in_data": [1, 2],
                       "MLP_node_slope_0": -0.0011, "MLP_node_gt_slope_0": -0.001})

@@ -133,7 +133,9 @@ def _visual_sub(m: dict[str, Any]) -> str:
             if e1 is not None:
                 bits.append(f"at |s|=1 grows like c^{e1:.2f}")
             if e2 is not None:
-                lin = " (linear instead of quadratic)" if e2 < 1.5 else ""
+                # "linear" only where the curve really is about linear; flatter curves are just "not quadratic"
+                lin = (" (linear instead of quadratic)" if 0.7 <= e2 < 1.5
+                       else " (not quadratic)" if e2 < 0.7 else "")
                 bits.append(f"at |s|=2 like c^{e2:.2f}{lin}" if e1 is not None
                             else f"at |s|=2 grows like c^{e2:.2f}{lin}")
             text = "MLP_sub=bad: " + "; ".join(bits)
