@@ -83,7 +83,7 @@ tensorboard: $(STAMP)
 	$(BIN)/tensorboard --logdir multirun --host 127.0.0.1 --port 6006
 
 notebook: $(STAMP)
-	$(PYTHON) scripts/run_notebook.py notebooks/analyze_study.ipynb
+	OSCSIM_STUDY=$(STUDY) $(PYTHON) scripts/run_notebook.py notebooks/analyze_study.ipynb
 
 # UCB tree vs TPE vs random: 3 sampler seeds x 24 short trials each (about 20-30 min on 2 cores).
 bench-samplers: $(STAMP)
