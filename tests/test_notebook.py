@@ -1,5 +1,4 @@
 """CI executes the analysis notebook on a tiny study and fails if a cell fails."""
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -11,6 +11,13 @@ from .params import ConfigError, SimulationParams
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
+# The lab's `Config:` keys in the lab's order, then the other training keys a trial is defined by
+# (TensorBoard's hparams and the experiment log's Config: line both list them).
+LAB_CONFIG_KEYS = ("seed", "lr_k", "lr_node", "lr_sub", "batch_size", "n_epochs", "data_augmentation_loop",
+                   "coeff_MLP_node_L1", "coeff_MLP_sub_norm", "coeff_k_floor")
+EXTRA_CONFIG_KEYS = ("coeff_MLP_sub_diff", "k_floor_threshold", "time_step", "recurrent_training", "hidden_dim_sub",
+                     "n_layers_sub", "hidden_dim_node", "n_layers_node", "lr_embedding")
+
 # `${oscsim.mul:a,b}`: the lab's batch plans double a value (data_augmentation_loop 1000 -> 2000) relative
 # to whatever the command line set.
 if not OmegaConf.has_resolver("oscsim.mul"):

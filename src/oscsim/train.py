@@ -19,22 +19,14 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from . import losses as L
-from .config import hydra_entry, validate
+from .config import EXTRA_CONFIG_KEYS, LAB_CONFIG_KEYS, hydra_entry, validate
 from .evaluate import evaluate, rate_constant_scores
 from .metrics import trial_status
 from .models import build_model
 
 log = logging.getLogger(__name__)
 
-LAB_KEYS = ("seed", "lr_k", "lr_node", "lr_sub", "batch_size", "n_epochs", "data_augmentation_loop",
-            "coeff_MLP_node_L1", "coeff_MLP_sub_norm", "coeff_k_floor", "coeff_MLP_sub_diff", "k_floor_threshold",
-            "time_step", "recurrent_training", "hidden_dim_sub", "n_layers_sub", "hidden_dim_node", "n_layers_node")
-
 Report = Callable[[int, float], bool]
-
-
-class Pruned(Exception):
-    """Raised when the `report` callback asks to stop a trial early."""
 
 
 def pick_device(name: str) -> torch.device:
@@ -202,7 +194,7 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
         trial_figures(ev, ds, history, out_dir / "figures")
     if writer:
         hparams = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in
-                   ((k, cfg[k]) for k in LAB_KEYS)}
+                   ((k, cfg[k]) for k in LAB_CONFIG_KEYS + EXTRA_CONFIG_KEYS if cfg.get(k) is not None)}
         hparams["model"] = str(cfg.model.name)
         finals = {f"final/{k}": v for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}
         writer.add_hparams(hparams, finals, run_name=".")

@@ -10,7 +10,7 @@ class OscsimOptunaSweeperConf:
     _target_: str = "hydra_plugins.oscsim_sweeper.sweeper.OscsimOptunaSweeper"
     sampler: str = "ucb_tree"  # ucb_tree | tpe | random | grid
     study_name: Optional[str] = None  # default: <regime>_<sampler>
-    storage: Optional[str] = None  # default: sqlite:///<sweep dir>/<study_name>.db
+    storage: Optional[str] = None  # default: sqlite:///<multirun root>/oscsim.db (one file, every study)
     n_trials: int = 8  # trials in the study (running the command again resumes up to this)
     n_parallel: int = 4  # trials per batch, launched together (the lab's slots)
     n_iter_block: int = 12

@@ -10,14 +10,12 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from ..config import EXTRA_CONFIG_KEYS, LAB_CONFIG_KEYS
 from .experiment_log import TrialRecord, render_log, render_ucb_scores, write_atomic
 from .tree import Node, batch_of, block_of, puct_scores, slot_of
 
-# The lab's Config: line, in its order; oscsim adds the rest of its keys when they differ from the base.
-CONFIG_KEYS = ("seed", "lr_k", "lr_node", "lr_sub", "batch_size", "n_epochs", "data_augmentation_loop",
-               "coeff_MLP_node_L1", "coeff_MLP_sub_norm", "coeff_k_floor")
-EXTRA_KEYS = ("coeff_MLP_sub_diff", "k_floor_threshold", "time_step", "recurrent_training", "hidden_dim_sub",
-              "n_layers_sub", "hidden_dim_node", "n_layers_node", "lr_embedding")
+# The Config: line: the lab's keys in its order, then oscsim's other training keys (oscsim.config).
+CONFIG_KEYS = LAB_CONFIG_KEYS + EXTRA_CONFIG_KEYS
 
 
 def _status(t: FrozenTrial) -> str:

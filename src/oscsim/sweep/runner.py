@@ -137,7 +137,7 @@ class SweepRunner:
         self.s = settings
         self.space, fixed_params = parse_search_space(settings.params)
         self.fixed = list(fixed_overrides) + [f"{k}={override_value(v)}" for k, v in fixed_params.items()]
-        self.base = {k: base[k] for k in base}
+        self.base = dict(base)
         self.sweep_dir, self.title, self.regime_lines = Path(sweep_dir), title, regime_lines
         self.fingerprint = {"objectives": list(settings.objectives), "search_space": describe(self.space),
                             "simulation": simulation_digest}
@@ -184,7 +184,7 @@ class SweepRunner:
         params.update(trial.params)
         merged = {**self.base, **params}
         # the lab's Config: order, then oscsim's other keys; unset optional ones (null) left out
-        config = {k: merged[k] for k in records.CONFIG_KEYS + records.EXTRA_KEYS if merged.get(k) is not None}
+        config = {k: merged[k] for k in records.CONFIG_KEYS if merged.get(k) is not None}
         trial.set_user_attr("config", config)
         trial.set_user_attr("sampler", self.s.sampler)
         return [*self.fixed, *(f"{k}={override_value(v)}" for k, v in params.items()),
@@ -205,7 +205,7 @@ class SweepRunner:
             self.study.tell(trial, state=TrialState.PRUNED)
             return
         values = objective_values(m, self.s.objectives)
-        if values is None or m.get("status") == "failed" and m.get("error"):
+        if values is None or "error" in m:  # crashed or non-finite (a low R² is a result, not a failure)
             self.study.tell(trial, state=TrialState.FAIL)
         else:
             self.study.tell(trial, values if len(values) > 1 else values[0])
