@@ -18,8 +18,10 @@ def linear_fit_r2(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 
 def alpha_corrected_log_k(log_k: np.ndarray, n_substrates: np.ndarray, alpha: float) -> np.ndarray:
-    """log_k_j + n_sub_j log10(alpha): undo the scale MLP_sub absorbed at c = 1."""
-    return np.asarray(log_k, float) + np.asarray(n_substrates, float) * np.log10(max(abs(alpha), 1e-30))
+    """log_k_j + n_sub_j log10(alpha): undo the scale MLP_sub absorbed at c = 1. n_sub is clamped at 1, as the
+    lab's code does (`n_sub_per_rxn.clamp_(min=1)`): a reaction without edges is shifted by log10(alpha) too."""
+    n_sub = np.maximum(np.asarray(n_substrates, float), 1.0)
+    return np.asarray(log_k, float) + n_sub * np.log10(max(abs(alpha), 1e-30))
 
 
 def rate_constant_metrics(

@@ -65,7 +65,7 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
 
     # ---- model and optimiser --------------------------------------------------------------------------
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    model = build_model(ds.network, model_cfg, hidden_dim_sub=int(cfg.hidden_dim_sub), n_layers_sub=int(cfg.n_layers_sub),
+    model = build_model(ds.network, model_cfg, (p.log_k_min, p.log_k_max), hidden_dim_sub=int(cfg.hidden_dim_sub), n_layers_sub=int(cfg.n_layers_sub),
                         hidden_dim_node=int(cfg.hidden_dim_node), n_layers_node=int(cfg.n_layers_node)).to(device)
     groups = model.param_groups(cfg.lr_k, cfg.lr_node, cfg.lr_sub, cfg.get("lr_embedding"))
     optimizer = torch.optim.Adam(groups, fused=True) if device.type in ("cpu", "cuda") else torch.optim.Adam(groups)
@@ -90,7 +90,8 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
     # ---- the loop -------------------------------------------------------------------------------------
     log_every = max(1, min(500, n_total // 200))
     history: dict[str, list[float]] = {"iteration": [], "prediction": [], "MLP_sub_diff": [], "MLP_node_L1": [],
-                                       "MLP_sub_norm": [], "k_floor": [], "k_range": [], "rate_constants_R2": []}
+                                       "MLP_sub_norm": [], "k_floor": [], "k_range": [], "k_prior": [],
+                                       "rate_constants_R2": []}
     sums = {k: 0.0 for k in history if k not in ("iteration", "rate_constants_R2")}
     total_pred = torch.zeros((), device=device)  # summed on device: no sync per iteration
     status, r2_now, error, it = "running", float("nan"), None, -1
@@ -123,6 +124,9 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
             terms["k_floor"] = coeff["coeff_k_floor"] * L.k_floor_penalty(model.log_k, float(cfg.k_floor_threshold))
         if coeff["coeff_k_range"] > 0:
             terms["k_range"] = coeff["coeff_k_range"] * L.k_range_penalty(model.log_k, p.log_k_min, p.log_k_max)
+        prior = model.prior_penalty()  # the model's own prior on the k the data leave free
+        if prior is not None:
+            terms["k_prior"] = prior
         loss = sum(terms.values())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
