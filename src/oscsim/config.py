@@ -47,6 +47,7 @@ TRAINING_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "eval_every": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
     "rollout_frames": (lambda v: isinstance(v, int) and v >= 2, "an integer >= 2"),
     "compile": (lambda v: v in (True, False, "auto"), "true, false or auto"),
+    "rollout_dtype": (lambda v: v in ("float32", "float64"), "float32 or float64"),
     "seeds": (lambda v: v is None or (len(v) >= 1 and all(isinstance(x, int) and x >= 0 for x in v)),
               "null or a non-empty list of integers >= 0"),
 }
