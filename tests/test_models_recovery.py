@@ -11,6 +11,8 @@ from hydra import compose, initialize_config_dir
 from torch.nn import functional as F
 
 from conftest import hand_network, regime
+from oscsim import losses as L
+from oscsim import metrics as M
 from oscsim import train as T
 from oscsim.config import CONF_DIR
 from oscsim.evaluate import rate_constant_scores
@@ -154,3 +156,41 @@ def test_default_learns_better_than_faithful_on_tiny(tmp_path):
     assert new["rate_constants_R2_identifiable"] > lab["rate_constants_R2_identifiable"] + 0.03
     assert lab["n_outliers_identifiable"] >= 1
     assert new["rate_constants_R2"] > lab["rate_constants_R2"] + 0.5
+
+
+def test_learned_stoichiometry_forward_and_exponents():
+    # S learned: dc/dt = S_learned v, each substrate edge's exponent is |coefficient| of its (metabolite, reaction)
+    net = build_network(regime("tiny"))
+    torch.manual_seed(0)
+    model = ReactionModel(net, softplus="per_edge", gate="origin", node_init="default", stoichiometry="learned",
+                          hidden_dim_sub=16, log_k_range=(-2.0, -1.0))
+    assert model.sto.shape == (len(net.signed_edges),) and float(model.sto.std()) < 0.2  # randn * 0.1
+    S = model.stoichiometry().detach()
+    assert torch.equal(S != 0, torch.as_tensor(net.S != 0))  # the edge set is given, zero off it
+    c = torch.rand(3, net.n_metabolites) * 5
+    expected = []
+    for frame in c:
+        v = []
+        for j in range(net.n_reactions):
+            rate = 10 ** model.log_k[j]
+            for m, _, _ in net.substrate_edges[net.substrate_edges[:, 1] == j]:
+                s = S[m, j].abs()
+                msg = F.softplus(model.sub(torch.stack([frame[m], s]))[0]) - F.softplus(model.sub(torch.stack([torch.tensor(0.0), s]))[0])
+                rate = rate * msg.abs()
+            v.append(rate)
+        expected.append(S @ torch.stack(v) + model.homeostasis(frame))
+    assert torch.allclose(model(c).dcdt, torch.stack(expected), rtol=1e-4, atol=1e-6)
+    groups = {g["name"]: g["lr"] for g in model.param_groups(0.005, 0.001, 0.0005, None, 0.0002)}
+    assert groups["S"] == 0.0002 and groups["k"] == 0.005
+
+
+def test_stoichiometry_regularisers_and_metrics_on_crafted_values():
+    sto = torch.tensor([-1.0, 1.0, 0.5, -2.0, 1.5])
+    rxn = torch.tensor([0, 0, 1, 1, 1])
+    assert float(L.s_l1_penalty(sto)) == pytest.approx(6.0)
+    assert float(L.s_integer_penalty(sto)) == pytest.approx(2.0 / 5, abs=1e-6)  # sin^2(pi/2) at 0.5 and 1.5
+    assert float(L.mass_conservation_penalty(sto, rxn, 3)) == pytest.approx((0 + 0 + 0) / 3)
+    assert float(L.mass_conservation_penalty(torch.tensor([1.0, 1.0, -1.0]), torch.tensor([0, 0, 1]), 2)) == pytest.approx(2.5)
+    m = M.stoichiometry_metrics(np.array([-1.2, 0.9, 1.6, -2.0]), np.array([-1, 1, 1, -2]), np.array([1, 1, 0, 0], bool))
+    assert m["stoichiometry_exact"] == 0.75 and m["stoichiometry_exact_identifiable"] == 1.0
+    assert m["stoichiometry_R2"] == pytest.approx(np.corrcoef([-1, 1, 1, -2], [-1.2, 0.9, 1.6, -2.0])[0, 1] ** 2)

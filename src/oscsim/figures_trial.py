@@ -75,9 +75,24 @@ def trial_figures(ev: Evaluation, ds: Dataset, history: dict, out: Path) -> list
     axes[0, 0].legend(fontsize=8)
     paths.append(_save(fig, out / "rollout.png"))
 
+    if "sto" in cv:  # learned stoichiometry: coefficients against the truth, and the matrix
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), gridspec_kw={"width_ratios": [1, 1.4, 1.4]})
+        true = ds.network.signed_edges[:, 2]
+        jitter = np.random.default_rng(0).uniform(-0.08, 0.08, len(true))
+        axes[0].scatter(true + jitter, cv["sto"], s=6)
+        axes[0].set(xlabel="true coefficient (jittered)", ylabel="learned coefficient",
+                    title=f"stoichiometry_R2={m['stoichiometry_R2']:.3f}, exact {m['stoichiometry_exact']:.1%}")
+        lim = max(np.abs(ds.network.S).max(), np.abs(cv["S_learned"]).max())
+        for ax, mat, name in ((axes[1], ds.network.S, "true S"), (axes[2], cv["S_learned"], "learned S")):
+            im = ax.imshow(mat, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+            ax.set(xlabel="reaction", ylabel="metabolite", title=name)
+        fig.colorbar(im, ax=axes[2])
+        paths.append(_save(fig, out / "stoichiometry.png"))
+
     fig, ax = plt.subplots(figsize=(7, 4))
     it = np.asarray(history["iteration"])
-    for name in ("prediction", "MLP_sub_diff", "MLP_node_L1", "MLP_sub_norm", "k_floor", "k_range", "k_prior"):
+    for name in ("prediction", "MLP_sub_diff", "MLP_node_L1", "MLP_sub_norm", "k_floor", "k_range", "k_prior",
+                 "S_L1", "S_integer", "mass_conservation"):
         v = np.asarray(history[name])
         if len(v) and np.any(v > 0):
             ax.semilogy(it, np.clip(v, 1e-12, None), label=name)

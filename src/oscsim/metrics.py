@@ -44,6 +44,16 @@ def rate_constant_metrics(
     return out
 
 
+def stoichiometry_metrics(learned: np.ndarray, true: np.ndarray, identifiable: np.ndarray | None = None) -> dict[str, float]:
+    """Learned against true coefficients of the edges of S: stoichiometry_R2 (the lab's: R^2 of a least-squares
+    line), stoichiometry_exact (fraction whose rounded value is the true one) and the same over `identifiable`."""
+    learned, true = np.asarray(learned, float), np.asarray(true, float)
+    exact = np.round(learned) == true
+    ident = np.ones(len(true), bool) if identifiable is None else np.asarray(identifiable, bool)
+    return {"stoichiometry_R2": linear_fit_r2(true, learned)[0], "stoichiometry_exact": float(exact.mean()),
+            "stoichiometry_exact_identifiable": float(exact[ident].mean()) if ident.any() else float("nan")}
+
+
 def r2_per_series(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """R^2 of pred against true for each column with non-zero variance (1 - SS_res / SS_tot)."""
     true, pred = np.asarray(true, float), np.asarray(pred, float)

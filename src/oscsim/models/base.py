@@ -48,9 +48,11 @@ class RateModel(nn.Module):
         a = self.embedding.expand(*c.shape, self.embedding.shape[-1])
         return self.node_mlp(torch.cat([c.unsqueeze(-1), a], dim=-1)).squeeze(-1)
 
-    def param_groups(self, lr_k: float, lr_node: float, lr_sub: float, lr_embedding: float | None) -> list[dict]:
-        """Adam's four groups, as the lab's trainer has them."""
-        return [
+    def param_groups(self, lr_k: float, lr_node: float, lr_sub: float, lr_embedding: float | None,
+                     lr_S: float | None = None) -> list[dict]:
+        """Adam's four groups, as the lab's trainer has them, and learned stoichiometry's own (`lr_S`)."""
+        sto = [{"params": [self.sto], "lr": lr_S or lr_k, "name": "S"}] if isinstance(getattr(self, "sto", None), nn.Parameter) else []
+        return sto + [
             {"params": [self.log_k_param], "lr": lr_k, "name": "k"},
             {"params": list(self.node_mlp.parameters()), "lr": lr_node, "name": "MLP_node"},
             {"params": [self.embedding], "lr": lr_embedding or lr_node, "name": "embedding"},

@@ -9,6 +9,10 @@ Each option is one change a `conf/model/` entry names:
   exactly zero at c = 0, the growth with c left to MLP_sub).
 - `tie`: `none` (one k per reaction, the lab) or `same_column` (reactions with the same substrate monomial and
   the same S column share one k: the data only ever see their sum).
+- `stoichiometry`: `given` (S frozen, the lab's default) or `learned` (SPEC §8, the lab's
+  `freeze_stoichiometry: false`): the edge sets stay given, one signed coefficient per edge of S is learned from
+  randn * 0.1, and each substrate edge's exponent is |coefficient| of the same (metabolite, reaction) pair. S
+  is then unknown, so no k is tied; the prior covers every reaction that is unidentifiable from the edges.
 - `k_prior`: weight of a Gaussian prior, centred on the middle of the regime's known log10 k range, on the
   alpha-corrected k (the estimate the metrics read) of the parameters the data leave free along some direction
   (no substrate, a zero S column, a monomial shared with another column). What S implies lives here, in the
@@ -35,6 +39,7 @@ CHOICES = {
     "node_init": ("all_zero", "last_layer", "default"),
     "gate": ("none", "concentration", "origin"),
     "tie": ("none", "same_column"),
+    "stoichiometry": ("given", "learned"),
 }
 
 
@@ -54,11 +59,12 @@ class ReactionModel(RateModel):
         gate: str = "none",
         tie: str = "none",
         k_prior: float = 0.0,
+        stoichiometry: str = "given",
         log_k_range: tuple[float, float] = (-2.0, -1.0),
     ):
         super().__init__()
         for key, value in (("softplus", softplus), ("aggregation", aggregation), ("node_init", node_init),
-                           ("gate", gate), ("tie", tie)):
+                           ("gate", gate), ("tie", tie), ("stoichiometry", stoichiometry)):
             if value not in CHOICES[key]:
                 raise ValueError(f"model.{key}={value}: must be one of {', '.join(CHOICES[key])}")
         if not k_prior >= 0:
@@ -69,7 +75,8 @@ class ReactionModel(RateModel):
         self.sub = mlp([2] + [hidden_dim_sub] * (n_layers_sub - 1) + [1])
         self.node_mlp = mlp([1 + embedding_dim] + [hidden_dim_node] * (n_layers_node - 1) + [1])
         self.embedding = nn.Parameter(torch.randn(n_met, embedding_dim) * 0.1)
-        structure = k_structure(net, tie=tie == "same_column")
+        self.learned_S = stoichiometry == "learned"
+        structure = k_structure(net, tie=tie == "same_column" and not self.learned_S)
         self.log_k_param = nn.Parameter(torch.empty(structure.n_params).uniform_(*log_k_init))
         self.register_buffer("k_index", torch.as_tensor(structure.index, dtype=torch.long))
         self.register_buffer("k_prior_mask", torch.as_tensor(structure.prior))
@@ -95,35 +102,83 @@ class ReactionModel(RateModel):
         incidence[torch.arange(len(edges)), torch.as_tensor(edges[:, 1])] = 1.0
         self.register_buffer("incidence", incidence)
         self.register_buffer("S_T", torch.as_tensor(net.S.T, dtype=torch.float32))
+        if self.learned_S:
+            # One coefficient per edge of S (the lab's `sto_all`); substrate edges read their exponent from it.
+            all_edges = net.signed_edges
+            self.register_buffer("sto_met", torch.as_tensor(all_edges[:, 0], dtype=torch.long))
+            self.register_buffer("sto_rxn", torch.as_tensor(all_edges[:, 1], dtype=torch.long))
+            self.sto = nn.Parameter(torch.randn(len(all_edges)) * 0.1)
+            where = {(int(m), int(j)): i for i, (m, j, _) in enumerate(all_edges)}
+            sub_to_sto = [where.get((int(m), int(j)), -1) for m, j, _ in edges]  # -1: no S entry, |s| stays given
+            self.register_buffer("sub_to_sto", torch.as_tensor(sub_to_sto, dtype=torch.long))
+            self.register_buffer("sub_met", torch.as_tensor(edges[:, 0], dtype=torch.long))
+            self.register_buffer("sub_pow", torch.as_tensor(edges[:, 2], dtype=torch.float32))
         # Anchor rows (c = 0 at |s| = 1, 2 and every power in the data), for the `origin` gate.
         powers = torch.as_tensor(sorted({1.0, 2.0, *pairs[:, 1].astype(float).tolist()}), dtype=torch.float32)
         self.register_buffer("powers", powers)
         self.register_buffer("anchors", torch.stack([torch.zeros_like(powers), powers], -1))
 
-    def _messages(self, x: torch.Tensor) -> torch.Tensor:
-        """msg(c, |s|) for input rows x = (c, |s|): MLP_sub with the entry's softplus and gate."""
+    def _messages(self, x: torch.Tensor, anchor_powers: torch.Tensor | None = None,
+                  which: torch.Tensor | None = None) -> torch.Tensor:
+        """msg(c, |s|) for input rows x = (c, |s|): MLP_sub with the entry's softplus and gate. The origin gate
+        subtracts msg(0, |s|): rows (0, p) for p in `anchor_powers` (default: |s| = 1, 2 and the data's powers),
+        row i using anchor `which[i]` (default: found by its |s|)."""
         origin = self.gate == "origin"
         if origin:  # the rows at c = 0 ride along in the same call
-            x = torch.cat([x, self.anchors.to(x.dtype)])
+            powers = self.powers.to(x.dtype) if anchor_powers is None else anchor_powers
+            x = torch.cat([x, torch.stack([torch.zeros_like(powers), powers], -1)])
         h = self.sub(x).squeeze(-1)
         if self.softplus == "per_edge":
             h = F.softplus(h)
         if self.gate == "concentration":
             h = h * x[:, 0]
         if origin:
-            n_p = len(self.powers)
+            n_p = len(powers)
             h, at0 = h[:-n_p], h[-n_p:]
-            h = h - at0[torch.searchsorted(self.powers.to(x.dtype), x[:-n_p, 1].contiguous())]
+            if which is None:
+                which = torch.searchsorted(powers, x[:-n_p, 1].contiguous())
+            h = h - at0[which]
         return h
+
+    def stoichiometry(self) -> torch.Tensor:
+        """(n_met, n_rxn): the S the model uses (learned coefficients on the edge set, zero off it)."""
+        if not self.learned_S:
+            return self.S_T.T
+        S = torch.zeros(self.S_T.shape[1], self.S_T.shape[0], dtype=self.sto.dtype, device=self.sto.device)
+        return S.index_put((self.sto_met, self.sto_rxn), self.sto, accumulate=True)
+
+    def substrate_powers(self) -> torch.Tensor:
+        """|s| of every substrate edge: given, or |learned coefficient| of the same (metabolite, reaction)."""
+        learned = self.sto.abs()[self.sub_to_sto.clamp_min(0)]
+        return torch.where(self.sub_to_sto >= 0, learned, self.sub_pow.to(learned.dtype))
 
     def forward(self, c: torch.Tensor, sub_queries: torch.Tensor | None = None) -> Output:
         batch = c.shape[0]
+        if self.learned_S:  # exponents differ per edge: one MLP_sub row per edge, not per (metabolite, |s|)
+            powers = self.substrate_powers().to(c.dtype)
+            x = torch.stack([c[:, self.sub_met], powers.expand(batch, -1)], dim=-1).reshape(-1, 2)
+            # the origin gate's anchors: (0, |s_e|) per edge, then (0, 1) for the regularisers' queries
+            n_e, n_q = len(powers), 0 if sub_queries is None else len(sub_queries)
+            which = torch.cat([torch.arange(n_e, device=c.device).repeat(batch),
+                               torch.full((n_q,), n_e, dtype=torch.long, device=c.device)])
+            anchors = (torch.cat([powers, powers.new_ones(1)]), which)
+            return self._rates_to_output(c, x, sub_queries, None, self.stoichiometry().T.to(c.dtype), anchors)
         x = torch.stack([c[:, self.pair_met], self.pair_pow.to(c.dtype).expand(batch, -1)], dim=-1).reshape(-1, 2)
+        return self._rates_to_output(c, x, sub_queries, self.edge_pair, self.S_T.to(c.dtype))
+
+    def _rates_to_output(self, c: torch.Tensor, x: torch.Tensor, sub_queries: torch.Tensor | None,
+                         edge_row: torch.Tensor | None, S_T: torch.Tensor,
+                         anchors: tuple[torch.Tensor, torch.Tensor] | None = None) -> Output:
+        """Messages for rows x (then the regularisers' queries), gathered per edge (`edge_row`: the row of each
+        edge; None: one row per edge already), aggregated per reaction, times k, through S."""
+        batch = c.shape[0]
         if sub_queries is not None:  # regularisers' points ride along in the same MLP_sub call
             x = torch.cat([x, sub_queries.to(c.dtype)], dim=0)
-        out = self._messages(x)
-        n_pair = batch * len(self.pair_met)
-        msg = out[:n_pair].reshape(batch, -1)[:, self.edge_pair]  # (B, E)
+        out = self._messages(x, *(anchors or (None, None)))
+        n_pair = x.shape[0] - (0 if sub_queries is None else len(sub_queries))
+        msg = out[:n_pair].reshape(batch, -1)
+        if edge_row is not None:
+            msg = msg[:, edge_row]  # (B, E)
         if self.aggregation == "mul":
             agg = torch.exp(torch.log(msg.abs().clamp_min(LOG_FLOOR)) @ self.incidence.to(c.dtype))
         else:
@@ -132,7 +187,7 @@ class ReactionModel(RateModel):
             agg = F.softplus(agg)
         v = agg * torch.pow(10.0, self.log_k)
         node = self.homeostasis(c)
-        return Output(v @ self.S_T.to(c.dtype) + node, node, out[n_pair:] if sub_queries is not None else None)
+        return Output(v @ S_T + node, node, out[n_pair:] if sub_queries is not None else None)
 
     def substrate(self, c: torch.Tensor, s: torch.Tensor | float) -> torch.Tensor:
         """The per-edge message the product uses (softplus and gate applied), so alpha and the fitted
