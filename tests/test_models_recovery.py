@@ -194,3 +194,29 @@ def test_stoichiometry_regularisers_and_metrics_on_crafted_values():
     m = M.stoichiometry_metrics(np.array([-1.2, 0.9, 1.6, -2.0]), np.array([-1, 1, 1, -2]), np.array([1, 1, 0, 0], bool))
     assert m["stoichiometry_exact"] == 0.75 and m["stoichiometry_exact_identifiable"] == 1.0
     assert m["stoichiometry_R2"] == pytest.approx(np.corrcoef([-1, 1, 1, -2], [-1.2, 0.9, 1.6, -2.0])[0, 1] ** 2)
+
+
+@pytest.mark.parametrize("stoichiometry", ["given", "learned"])
+def test_power_exponent_forward(stoichiometry):
+    # exponent=power: msg(c, |s|) = msg(c, 1)^|s|, with |s| given or |learned coefficient|
+    net = build_network(regime("tiny"))
+    torch.manual_seed(1)
+    model = ReactionModel(net, softplus="per_edge", gate="origin", node_init="default", stoichiometry=stoichiometry,
+                          exponent="power", hidden_dim_sub=16, log_k_range=(-2.0, -1.0))
+    S = model.stoichiometry().detach()
+    c = torch.rand(2, net.n_metabolites) * 5
+    expected = []
+    for frame in c:
+        v = []
+        for j in range(net.n_reactions):
+            rate = 10 ** model.log_k[j]
+            for m, _, s in net.substrate_edges[net.substrate_edges[:, 1] == j]:
+                base = F.softplus(model.sub(torch.stack([frame[m], torch.tensor(1.0)]))[0]) - \
+                    F.softplus(model.sub(torch.tensor([0.0, 1.0]))[0])
+                power = S[m, j].abs() if stoichiometry == "learned" else float(s)
+                rate = rate * base.abs() ** power
+            v.append(rate)
+        expected.append(S @ torch.stack(v) + model.homeostasis(frame))
+    assert torch.allclose(model(c).dcdt, torch.stack(expected), rtol=1e-4, atol=1e-6)
+    x = torch.tensor([0.5, 3.0])
+    assert torch.allclose(model.substrate(x, 2.0), model.substrate(x, 1.0) ** 2)

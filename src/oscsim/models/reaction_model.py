@@ -13,6 +13,10 @@ Each option is one change a `conf/model/` entry names:
   `freeze_stoichiometry: false`): the edge sets stay given, one signed coefficient per edge of S is learned from
   randn * 0.1, and each substrate edge's exponent is |coefficient| of the same (metabolite, reaction) pair. S
   is then unknown, so no k is tied; the prior covers every reaction that is unidentifiable from the edges.
+- `exponent`: how |s| enters: `input` (the lab: MLP_sub's second input, a free function of it) or `power`
+  (msg(c, |s|) = msg(c, 1)^|s|, the mass-action structure c^s = (c^1)^s with msg(c, 1) learned). With learned S
+  only `power` makes the exponent matter: with `input`, MLP_sub(c, a|s|) can undo any rescaling a of a
+  reaction's coefficients (k / a absorbs the rest), so the scale of learned coefficients is never fixed.
 - `k_prior`: weight of a Gaussian prior, centred on the middle of the regime's known log10 k range, on the
   alpha-corrected k (the estimate the metrics read) of the parameters the data leave free along some direction
   (no substrate, a zero S column, a monomial shared with another column). What S implies lives here, in the
@@ -40,6 +44,7 @@ CHOICES = {
     "gate": ("none", "concentration", "origin"),
     "tie": ("none", "same_column"),
     "stoichiometry": ("given", "learned"),
+    "exponent": ("input", "power"),
 }
 
 
@@ -60,11 +65,13 @@ class ReactionModel(RateModel):
         tie: str = "none",
         k_prior: float = 0.0,
         stoichiometry: str = "given",
+        exponent: str = "input",
         log_k_range: tuple[float, float] = (-2.0, -1.0),
     ):
         super().__init__()
         for key, value in (("softplus", softplus), ("aggregation", aggregation), ("node_init", node_init),
-                           ("gate", gate), ("tie", tie), ("stoichiometry", stoichiometry)):
+                           ("gate", gate), ("tie", tie), ("stoichiometry", stoichiometry),
+                           ("exponent", exponent)):
             if value not in CHOICES[key]:
                 raise ValueError(f"model.{key}={value}: must be one of {', '.join(CHOICES[key])}")
         if not k_prior >= 0:
@@ -75,7 +82,7 @@ class ReactionModel(RateModel):
         self.sub = mlp([2] + [hidden_dim_sub] * (n_layers_sub - 1) + [1])
         self.node_mlp = mlp([1 + embedding_dim] + [hidden_dim_node] * (n_layers_node - 1) + [1])
         self.embedding = nn.Parameter(torch.randn(n_met, embedding_dim) * 0.1)
-        self.learned_S = stoichiometry == "learned"
+        self.learned_S, self.exponent = stoichiometry == "learned", exponent
         structure = k_structure(net, tie=tie == "same_column" and not self.learned_S)
         self.log_k_param = nn.Parameter(torch.empty(structure.n_params).uniform_(*log_k_init))
         self.register_buffer("k_index", torch.as_tensor(structure.index, dtype=torch.long))
@@ -111,8 +118,11 @@ class ReactionModel(RateModel):
             where = {(int(m), int(j)): i for i, (m, j, _) in enumerate(all_edges)}
             sub_to_sto = [where.get((int(m), int(j)), -1) for m, j, _ in edges]  # -1: no S entry, |s| stays given
             self.register_buffer("sub_to_sto", torch.as_tensor(sub_to_sto, dtype=torch.long))
-            self.register_buffer("sub_met", torch.as_tensor(edges[:, 0], dtype=torch.long))
-            self.register_buffer("sub_pow", torch.as_tensor(edges[:, 2], dtype=torch.float32))
+        self.register_buffer("sub_met", torch.as_tensor(edges[:, 0], dtype=torch.long))
+        self.register_buffer("sub_pow", torch.as_tensor(edges[:, 2], dtype=torch.float32))
+        met_u, edge_met = np.unique(edges[:, 0], return_inverse=True)  # for exponent=power: rows per metabolite
+        self.register_buffer("met_u", torch.as_tensor(met_u, dtype=torch.long))
+        self.register_buffer("edge_met", torch.as_tensor(edge_met.reshape(-1), dtype=torch.long))
         # Anchor rows (c = 0 at |s| = 1, 2 and every power in the data), for the `origin` gate.
         powers = torch.as_tensor(sorted({1.0, 2.0, *pairs[:, 1].astype(float).tolist()}), dtype=torch.float32)
         self.register_buffer("powers", powers)
@@ -154,44 +164,44 @@ class ReactionModel(RateModel):
 
     def forward(self, c: torch.Tensor, sub_queries: torch.Tensor | None = None) -> Output:
         batch = c.shape[0]
-        if self.learned_S:  # exponents differ per edge: one MLP_sub row per edge, not per (metabolite, |s|)
+        n_q = 0 if sub_queries is None else len(sub_queries)
+        S_T = self.stoichiometry().T.to(c.dtype) if self.learned_S else self.S_T.to(c.dtype)
+        anchors = None
+        if self.exponent == "power":  # msg(c, |s|) = msg(c, 1)^|s|: one MLP_sub row per substrate metabolite
+            x = torch.stack([c[:, self.met_u], torch.ones_like(c[:, self.met_u])], dim=-1).reshape(-1, 2)
+        elif self.learned_S:  # exponents differ per edge: one MLP_sub row per edge, not per (metabolite, |s|)
             powers = self.substrate_powers().to(c.dtype)
             x = torch.stack([c[:, self.sub_met], powers.expand(batch, -1)], dim=-1).reshape(-1, 2)
             # the origin gate's anchors: (0, |s_e|) per edge, then (0, 1) for the regularisers' queries
-            n_e, n_q = len(powers), 0 if sub_queries is None else len(sub_queries)
-            which = torch.cat([torch.arange(n_e, device=c.device).repeat(batch),
-                               torch.full((n_q,), n_e, dtype=torch.long, device=c.device)])
+            which = torch.cat([torch.arange(len(powers), device=c.device).repeat(batch),
+                               torch.full((n_q,), len(powers), dtype=torch.long, device=c.device)])
             anchors = (torch.cat([powers, powers.new_ones(1)]), which)
-            return self._rates_to_output(c, x, sub_queries, None, self.stoichiometry().T.to(c.dtype), anchors)
-        x = torch.stack([c[:, self.pair_met], self.pair_pow.to(c.dtype).expand(batch, -1)], dim=-1).reshape(-1, 2)
-        return self._rates_to_output(c, x, sub_queries, self.edge_pair, self.S_T.to(c.dtype))
-
-    def _rates_to_output(self, c: torch.Tensor, x: torch.Tensor, sub_queries: torch.Tensor | None,
-                         edge_row: torch.Tensor | None, S_T: torch.Tensor,
-                         anchors: tuple[torch.Tensor, torch.Tensor] | None = None) -> Output:
-        """Messages for rows x (then the regularisers' queries), gathered per edge (`edge_row`: the row of each
-        edge; None: one row per edge already), aggregated per reaction, times k, through S."""
-        batch = c.shape[0]
+        else:
+            x = torch.stack([c[:, self.pair_met], self.pair_pow.to(c.dtype).expand(batch, -1)], dim=-1).reshape(-1, 2)
         if sub_queries is not None:  # regularisers' points ride along in the same MLP_sub call
             x = torch.cat([x, sub_queries.to(c.dtype)], dim=0)
         out = self._messages(x, *(anchors or (None, None)))
-        n_pair = x.shape[0] - (0 if sub_queries is None else len(sub_queries))
-        msg = out[:n_pair].reshape(batch, -1)
-        if edge_row is not None:
-            msg = msg[:, edge_row]  # (B, E)
-        if self.aggregation == "mul":
-            agg = torch.exp(torch.log(msg.abs().clamp_min(LOG_FLOOR)) @ self.incidence.to(c.dtype))
+        rows = out[: x.shape[0] - n_q].reshape(batch, -1)
+        if self.exponent == "power":
+            powers = self.substrate_powers() if self.learned_S else self.sub_pow
+            log_msg = powers.to(c.dtype) * torch.log(rows[:, self.edge_met].abs().clamp_min(LOG_FLOOR))  # (B, E)
+            agg = torch.exp(log_msg @ self.incidence.to(c.dtype)) if self.aggregation == "mul" else \
+                torch.exp(log_msg) @ self.incidence.to(c.dtype)
         else:
-            agg = msg @ self.incidence.to(c.dtype)
+            msg = rows if self.learned_S else rows[:, self.edge_pair]  # (B, E)
+            agg = torch.exp(torch.log(msg.abs().clamp_min(LOG_FLOOR)) @ self.incidence.to(c.dtype)) \
+                if self.aggregation == "mul" else msg @ self.incidence.to(c.dtype)
         if self.softplus == "after_product":
             agg = F.softplus(agg)
         v = agg * torch.pow(10.0, self.log_k)
         node = self.homeostasis(c)
-        return Output(v @ S_T + node, node, out[n_pair:] if sub_queries is not None else None)
+        return Output(v @ S_T + node, node, out[x.shape[0] - n_q:] if sub_queries is not None else None)
 
     def substrate(self, c: torch.Tensor, s: torch.Tensor | float) -> torch.Tensor:
         """The per-edge message the product uses (softplus and gate applied), so alpha and the fitted
         exponent judge what the rates actually see."""
+        if self.exponent == "power":
+            return self._messages(torch.stack([c, torch.ones_like(c)], dim=-1)).abs() ** float(s)
         s = torch.as_tensor(s, dtype=c.dtype, device=c.device).expand_as(c)
         return self._messages(torch.stack([c, s], dim=-1))
 
