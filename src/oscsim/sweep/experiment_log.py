@@ -204,8 +204,11 @@ def observation_text(rec: TrialRecord, by_iter: dict[int, TrialRecord]) -> str:
 
 
 def _reward(rec: TrialRecord) -> float | None:
+    # as the UCB tree sees it (sweep.scores): a pruned or crashed trial has no result, whatever R2 it logged
+    if rec.status in ("running", "pruned") or "error" in rec.metrics:
+        return None
     r = _num(rec.metrics.get("rate_constants_R2"))
-    return r if rec.status != "running" and r is not None and math.isfinite(r) else None
+    return r if r is not None and math.isfinite(r) else None
 
 
 # ----------------------------------------------------------------------------------------------- render

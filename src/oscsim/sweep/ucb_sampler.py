@@ -55,18 +55,16 @@ from optuna.distributions import (
     IntDistribution,
 )
 from optuna.samplers import BaseSampler
-from optuna.study import Study, StudyDirection
-from optuna.trial import FrozenTrial, TrialState
+from optuna.study import Study
+from optuna.trial import FrozenTrial
 
-from .tree import Node, NodeScore, batch_of, block_of, puct_scores, slot_of
+from .scores import PLAN_KEY, Move, TreeNode, block_scores, tree_nodes
+from .tree import NodeScore, batch_of, block_of, slot_of
 
-PLAN_KEY = "ucb_tree:plan"  # system attr holding the full plan (config, parent, move)
-_FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 _ROLE_CYCLE = ("exploit", "exploit", "explore", "probe")
 _LOG_UP, _LOG_DOWN, _LOG_SMALL = 2.0, 2.5, 1.5
 _LIN_FRAC, _LIN_SMALL_FRAC = 0.10, 0.05
 
-Move = tuple[str, int]  # (param, direction +1/-1)
 
 
 # --------------------------------------------------------------------------- value helpers
@@ -320,35 +318,7 @@ class UCBTreeSampler(BaseSampler):
 
     def move_stats(self, study: Study) -> dict[Move, tuple[float, int]]:
         """Mean reward change and count per (param, direction) over all finished trials."""
-        return self._move_stats(self._records(study, before=None, sign=self._sign(study)))
-
-    def ucb_rows(self, study: Study, block: int | None = None) -> list[dict[str, Any]]:
-        """One row per finished node of ``block`` (default: the latest block with a finished
-        node), sorted by UCB, for ``<name>_ucb_scores.txt``."""
-        recs = self._records(study, before=None, sign=self._sign(study))
-        if not recs:
-            return []
-        if block is None:
-            block = max(r.block for r in recs)
-        recs = [r for r in recs if r.block == block]
-        scores = self._scores(recs)
-        rows = []
-        for r in recs:
-            s = scores[r.iteration]
-            plan = r.trial.system_attrs.get(PLAN_KEY) or {}
-            rows.append(
-                {
-                    "id": r.iteration,
-                    "ucb": s.ucb,
-                    "parent": "root" if r.parent is None else r.parent,
-                    "visits": s.visits,
-                    "R2": r.raw,
-                    "Pearson": r.trial.user_attrs.get("test_pearson"),
-                    "mutation": r.trial.user_attrs.get("mutation", plan.get("mutation")),
-                }
-            )
-        rows.sort(key=lambda row: (-row["ucb"], row["id"]))
-        return rows
+        return self._move_stats(self._records(study, before=None))
 
     # ---------------------------------------------------------------- internals: data
 
@@ -362,49 +332,36 @@ class UCBTreeSampler(BaseSampler):
         # missing / invalid base value: a fixed draw, so the root is the same in every process
         return _draw(dist, self._rng(0, "root:" + name))
 
-    def _sign(self, study: Study) -> float:
-        d = study.directions[self._objective_index]
-        return 1.0 if d == StudyDirection.MAXIMIZE else -1.0
-
-    def _records(self, study: Study, before: int | None, sign: float) -> list[_Rec]:
+    def _records(self, study: Study, before: int | None) -> list[_Rec]:
         """Finished trials (numbered below ``before``) as planner records, by iteration."""
         out = []
-        for t in study.get_trials(deepcopy=False, states=_FINISHED):
-            if before is not None and t.number >= before:
-                continue
-            plan = t.system_attrs.get(PLAN_KEY)
+        for n in tree_nodes(study, self._n_iter_block, self._objective_index, before):
+            plan = n.trial.system_attrs.get(PLAN_KEY)
             config = dict(plan["config"]) if plan else dict(self._root1)
             # params actually used win over the plan (enqueued / fixed params)
             config.update(
-                {k: _canon(self._space[k], v) for k, v in t.params.items() if k in self._space}
+                {k: _canon(self._space[k], v) for k, v in n.trial.params.items() if k in self._space}
             )
-            raw = None
-            if t.state == TrialState.COMPLETE and t.values is not None:
-                v = float(t.values[self._objective_index])
-                raw = None if math.isnan(v) else v
-            it = t.number + 1
             out.append(
                 _Rec(
-                    iteration=it,
-                    block=block_of(it, self._n_iter_block),
+                    iteration=n.iteration,
+                    block=n.block,
                     config=config,
-                    parent=plan.get("parent") if plan else None,
-                    move=(plan["move"][0], int(plan["move"][1])) if plan and plan.get("move") else None,
-                    reward=None if raw is None else sign * raw,
-                    raw=raw,
-                    trial=t,
+                    parent=n.parent,
+                    move=n.move,
+                    reward=n.reward,
+                    raw=n.value,
+                    trial=n.trial,
                 )
             )
-        out.sort(key=lambda r: r.iteration)
         return out
 
     def _scores(self, block_recs: list[_Rec]) -> dict[int, NodeScore]:
-        ids = {r.iteration for r in block_recs}
         nodes = [
-            Node(r.iteration, r.parent if r.parent in ids else None, r.reward, r.block)
+            TreeNode(r.iteration, r.block, r.parent, r.move, r.raw, r.reward, r.trial)
             for r in block_recs
         ]
-        return puct_scores(nodes, c=self._c)
+        return block_scores(nodes, block_recs[0].block, self._c) if nodes else {}
 
     def _move_stats(self, recs: list[_Rec]) -> dict[Move, tuple[float, int]]:
         by_it = {r.iteration: r for r in recs}
@@ -482,8 +439,7 @@ class UCBTreeSampler(BaseSampler):
     def _plan_batch(self, study: Study, start: int, slot: int) -> _Plan:
         """Plan of ``slot`` in the batch whose first trial number is ``start``: the slots before it
         are planned too (same inputs, same result) so slots never duplicate each other."""
-        sign = self._sign(study)
-        recs = self._records(study, before=start, sign=sign)
+        recs = self._records(study, before=start)
         it0 = start + 1
         block = block_of(it0, self._n_iter_block)
         block_start = (block - 1) * self._n_iter_block + 1
