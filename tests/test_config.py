@@ -4,7 +4,8 @@ import sys
 import pytest
 from hydra import compose, initialize_config_dir
 
-from oscsim.config import CONF_DIR, precheck, simulation_params, validate
+from oscsim.cli import precheck
+from oscsim.config import CONF_DIR, simulation_params, validate
 from oscsim.params import ConfigError
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any, List
 
@@ -64,6 +65,24 @@ def build_runner(cfg: DictConfig, arguments: List[str], config_loader: Any = Non
                        f"simulation_{cfg.simulation.name}", simulation_params(cfg).digest(), regime_lines(cfg))
 
 
+def _exit_on_study_error(cfg: DictConfig, arguments: List[str], config_loader: Any = None):
+    """build_runner, or one line `error: ...` and exit 2 when the study cannot be used as asked."""
+    from oscsim.sweep.space import SearchSpaceError
+    from oscsim.sweep.study import StudyError
+
+    try:
+        return build_runner(cfg, arguments, config_loader)
+    except (StudyError, SearchSpaceError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def check_study(cfg: DictConfig, arguments: List[str]) -> None:
+    """Open the sweep's study and close it again, so that a bad search space, sampler, storage URL or a study
+    made under other settings stops with one line before any trial runs."""
+    _exit_on_study_error(cfg, arguments).storage.remove_session()
+
+
 class OscsimOptunaSweeper(Sweeper):
     def __init__(self, **settings: Any) -> None:
         super().__init__()
@@ -96,7 +115,7 @@ class OscsimOptunaSweeper(Sweeper):
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        runner = build_runner(self.config, arguments, self.hydra_context.config_loader)
+        runner = _exit_on_study_error(self.config, arguments, self.hydra_context.config_loader)
         study = runner.run(self._launch)
         done = [t for t in study.get_trials(deepcopy=False) if t.values]
         best = [] if not done else study.best_trials if len(study.directions) > 1 else [study.best_trial]
