@@ -11,7 +11,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..config import EXTRA_CONFIG_KEYS, LAB_CONFIG_KEYS
-from .experiment_log import TrialRecord, render_log, render_ucb_scores, write_atomic
+from ..files import write_text
+from .experiment_log import TrialRecord, render_log, render_ucb_scores
 from .scores import block_scores, by_score, tree_nodes
 from .tree import batch_of, block_of, slot_of
 
@@ -78,7 +79,7 @@ def write_reports(study: optuna.Study, out_dir: Path, title: str, base: dict[str
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path = out_dir / f"{study.study_name}_analysis.md"
     ucb_path = out_dir / f"{study.study_name}_ucb_scores.txt"
-    write_atomic(log_path, render_log(title, records, n_parallel, n_iter_block, regime_lines))
+    write_text(log_path, render_log(title, records, n_parallel, n_iter_block, regime_lines))
     block, rows = ucb_rows(study, records, n_iter_block, c)
-    write_atomic(ucb_path, render_ucb_scores(rows, block=block, c=c))
+    write_text(ucb_path, render_ucb_scores(rows, block=block, c=c))
     return log_path, ucb_path

@@ -4,7 +4,6 @@ Hydra-agnostic: the plugin hands it a `launch` function (whatever Hydra launcher
 base configuration. Numbering, blocks and the UCB tree live in the study, so the same command resumes."""
 from __future__ import annotations
 
-import fcntl
 import logging
 import threading
 import warnings
@@ -18,6 +17,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import Trial, TrialState
 
+from ..files import locked
 from . import records
 from .space import describe, override_value, parse_search_space
 from .study import make_pruner, make_sampler, objective_values, open_storage, open_study
@@ -91,12 +91,8 @@ def budget_lock(storage: optuna.storages.RDBStorage, study_name: str) -> Iterato
             finally:
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
     elif url.startswith("sqlite:///") and storage.engine.url.database not in (None, "", ":memory:"):
-        with open(f"{storage.engine.url.database}.{key}.lock", "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with locked(f"{storage.engine.url.database}.{key}.lock"):
+            yield
     else:
         yield
 
