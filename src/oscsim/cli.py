@@ -3,7 +3,7 @@ before Hydra starts any job, and end a bad one with exit 2 and one line `error: 
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from omegaconf import DictConfig
 
@@ -53,9 +53,11 @@ def _expand(overrides: list[str]) -> list[list[str]]:
     return variants
 
 
-def precheck(config_name: str, argv: list[str], extra_validate: Callable[[DictConfig], None] | None = None) -> None:
-    """Compose the command line's overrides and check every value before Hydra starts any job; on a bad
-    key or value print one line and exit 2."""
+def precheck(config_name: str, argv: list[str], extra_validate: Callable[[DictConfig], None] | None = None,
+             checks: Sequence[Callable[[DictConfig], None]] = ()) -> None:
+    """Compose the command line's overrides and check every value, then what the command needs from this
+    machine (``checks``, oscsim.preflight), before Hydra starts any job; on a bad key or value print one line
+    and exit 2."""
     from hydra import compose, initialize_config_dir
 
     overrides = [a for a in argv if not a.startswith("-")]
@@ -67,10 +69,28 @@ def precheck(config_name: str, argv: list[str], extra_validate: Callable[[DictCo
                 validate(cfg)
                 if extra_validate:
                     extra_validate(cfg)
+                for check in checks:
+                    check(cfg)
     except ConfigError as e:
         _fail(str(e))
     except Exception as e:  # Hydra's parse / composition errors
         _fail(_one_line(e))
+
+
+def command_checks(task: Callable[..., Any]) -> list[Callable[[DictConfig], None]]:
+    """What a command needs from this machine, by the module that defines its task: every command reads (and
+    may first simulate) the dataset; training also needs its device and the memory for its model."""
+    from . import preflight as pf
+
+    module = task.__module__
+    if module == "__main__":  # `python -m oscsim.train`: the module's real name is on its spec
+        module = getattr(sys.modules["__main__"].__spec__, "name", module)
+    command = module.removesuffix(".__main__")
+    if command == "oscsim.train":
+        return [pf.check_data_dir, pf.check_device, pf.check_memory, pf.check_dataset]
+    if command in ("oscsim.simulate", "oscsim.oracle"):
+        return [pf.check_data_dir, pf.check_dataset]
+    return []
 
 
 def check_sweeper(argv: list[str]) -> Callable[[DictConfig], None] | None:
@@ -104,7 +124,7 @@ def hydra_entry(task: Callable[[DictConfig], Any], config_name: str = "config") 
     def main() -> Any:
         if not any(a in ("--help", "-h", "--hydra-help", "--info", "--cfg", "-c") or a.startswith("--info")
                    for a in sys.argv[1:]):
-            precheck(config_name, sys.argv[1:], check_sweeper(sys.argv[1:]))
+            precheck(config_name, sys.argv[1:], check_sweeper(sys.argv[1:]), command_checks(task))
         return app()
 
     return main
