@@ -15,19 +15,18 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
+from oscsim.sweep.settings import SweepSettings, default_storage, default_study_name
+
 log = logging.getLogger(__name__)
 
 
-def settings_from(cfg: DictConfig, sweep_dir: Path, extra_params: dict[str, Any] | None = None):
+def settings_from(cfg: DictConfig, sweep_dir: Path, extra_params: dict[str, Any] | None = None) -> SweepSettings:
     """SweepSettings from a composed config's `hydra.sweeper`, with defaults filled in."""
-    from oscsim.sweep.runner import SweepSettings
-
     s = OmegaConf.to_container(cfg.hydra.sweeper, resolve=True)
     s.pop("_target_", None)
     s["params"] = {**(s.get("params") or {}), **(extra_params or {})}
-    s["study_name"] = s.get("study_name") or f"{cfg.simulation.name}_{s.get('sampler', 'ucb_tree')}"
-    # one SQLite file for every study under the multirun root, so one dashboard shows them all
-    s["storage"] = s.get("storage") or f"sqlite:///{sweep_dir.resolve().parent}/oscsim.db"
+    s["study_name"] = s.get("study_name") or default_study_name(cfg.simulation.name, s["sampler"])
+    s["storage"] = s.get("storage") or default_storage(sweep_dir)
     return SweepSettings(**s)
 
 
@@ -85,8 +84,8 @@ def check_study(cfg: DictConfig, arguments: List[str]) -> None:
 
 class OscsimOptunaSweeper(Sweeper):
     def __init__(self, **settings: Any) -> None:
+        # Hydra passes hydra.sweeper's fields; sweep() reads them from the composed config (with the defaults)
         super().__init__()
-        self.settings = settings
         self.config: DictConfig | None = None
         self.launcher = None
         self.hydra_context: HydraContext | None = None

@@ -42,9 +42,10 @@ def trial_record(t: FrozenTrial, base: dict[str, Any], n_parallel: int, n_iter_b
     return TrialRecord(
         iter=it,
         parent=a.get("parent"),
-        block=int(a.get("block") or block_of(it, n_iter_block)),
-        batch=int(a.get("batch") or batch_of(it, n_parallel)),
-        slot=int(a.get("slot") if a.get("slot") is not None else slot_of(it, n_parallel)),
+        # from the iteration alone (tree.py), whichever sampler ran: the UCB sampler's attrs say the same
+        block=block_of(it, n_iter_block),
+        batch=batch_of(it, n_parallel),
+        slot=slot_of(it, n_parallel),
         role=str(a.get("role") or "sampled"),
         strategy=str(a.get("strategy") or f"{a.get('sampler', 'sampler')} proposal"),
         config=config,

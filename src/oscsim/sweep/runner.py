@@ -9,7 +9,7 @@ import threading
 import warnings
 import zlib
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -19,6 +19,7 @@ from optuna.trial import Trial, TrialState
 
 from ..files import locked
 from . import records
+from .settings import SweepSettings
 from .space import describe, override_value, parse_search_space
 from .study import make_pruner, make_sampler, objective_values, open_storage, open_study
 
@@ -34,27 +35,6 @@ class Outcome:
 
 
 Launch = Callable[[list[list[str]], list[int]], Sequence[Outcome]]
-
-
-@dataclass
-class SweepSettings:
-    sampler: str = "ucb_tree"
-    study_name: str = "oscsim"
-    storage: str = ""
-    n_trials: int = 8
-    n_parallel: int = 4
-    n_iter_block: int = 12
-    ucb_c: float = 1.414
-    seed: int = 0
-    objectives: list[str] = field(default_factory=lambda: ["rate_constants_R2", "test_R2"])
-    directions: list[str] = field(default_factory=lambda: ["maximize", "maximize"])
-    params: dict[str, Any] = field(default_factory=dict)
-    first_batch_params: list[str] | None = None
-    heartbeat_interval: int | None = 30
-    grace_period: int | None = None
-    max_retry: int = 1
-    pruner: str | None = None
-    enqueue: list[dict[str, Any]] = field(default_factory=list)
 
 
 def suggest(trial: Trial, name: str, dist: BaseDistribution) -> Any:
