@@ -18,7 +18,8 @@ def test_science_modules_do_not_import_hydra_or_optuna(module):
     assert "hydra" not in loaded and "optuna" not in loaded and "omegaconf" not in loaded
 
 
-@pytest.mark.parametrize("module", ["oscsim.sweep.ucb_sampler", "oscsim.sweep.experiment_log", "oscsim.sweep.runner"])
+@pytest.mark.parametrize("module", ["oscsim.sweep.ucb_sampler", "oscsim.sweep.planner", "oscsim.sweep.experiment_log",
+                                    "oscsim.sweep.runner"])
 def test_sweep_modules_do_not_import_torch(module):
     assert "torch" not in loaded_after(module)
 

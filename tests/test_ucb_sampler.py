@@ -13,7 +13,8 @@ from optuna.distributions import IntDistribution as Int
 from optuna.trial import TrialState
 
 from oscsim.sweep.scores import block_scores, tree_nodes
-from oscsim.sweep.ucb_sampler import UCBTreeSampler, _step
+from oscsim.sweep.moves import step as _step
+from oscsim.sweep.ucb_sampler import UCBTreeSampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
