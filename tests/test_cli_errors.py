@@ -2,7 +2,6 @@
 before any work with exit 2 and one line naming the key, and writes or loses nothing."""
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
