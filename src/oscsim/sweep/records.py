@@ -56,10 +56,12 @@ def trial_record(t: FrozenTrial, base: dict[str, Any], n_parallel: int, n_iter_b
     )
 
 
-def ucb_rows(study: optuna.Study, records: list[TrialRecord], n_iter_block: int, c: float) -> tuple[int, list[dict]]:
+def ucb_rows(study: optuna.Study, trials: list[FrozenTrial], records: list[TrialRecord], n_iter_block: int,
+             c: float) -> tuple[int, list[dict]]:
     """The latest block with a finished node and its rows for `<name>_ucb_scores.txt`, best first, scored
-    exactly as the UCB sampler scores them (`scores`): R2 is the reward the tree used (as told, clipped)."""
-    nodes = tree_nodes(study, n_iter_block)
+    exactly as the UCB sampler scores them (`scores`): R2 is the reward the tree used (as told, clipped).
+    ``trials`` is the snapshot ``records`` were made from."""
+    nodes = tree_nodes(study, n_iter_block, trials=trials)
     block = max((n.block for n in nodes), default=1)
     scores = block_scores(nodes, block, c)
     by_iter = {r.iter: r for r in records}
@@ -81,6 +83,6 @@ def write_reports(study: optuna.Study, out_dir: Path, title: str, base: dict[str
     log_path = out_dir / f"{study.study_name}_analysis.md"
     ucb_path = out_dir / f"{study.study_name}_ucb_scores.txt"
     write_text(log_path, render_log(title, records, n_parallel, n_iter_block, regime_lines))
-    block, rows = ucb_rows(study, records, n_iter_block, c)
+    block, rows = ucb_rows(study, trials, records, n_iter_block, c)
     write_text(ucb_path, render_ucb_scores(rows, block=block, c=c))
     return log_path, ucb_path

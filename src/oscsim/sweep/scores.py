@@ -43,13 +43,20 @@ def reward_sign(study: Study, objective_index: int = 0) -> float:
 
 
 def tree_nodes(
-    study: Study, n_iter_block: int, objective_index: int = 0, before: int | None = None
+    study: Study,
+    n_iter_block: int,
+    objective_index: int = 0,
+    before: int | None = None,
+    trials: Iterable[FrozenTrial] | None = None,
 ) -> list[TreeNode]:
-    """The study's finished trials (numbered below ``before``) as nodes, by iteration."""
+    """The study's finished trials (numbered below ``before``) as nodes, by iteration; ``trials``: a
+    snapshot of the study's trials already taken (so that a caller's other views agree with it)."""
     sign = reward_sign(study, objective_index)
+    if trials is None:
+        trials = study.get_trials(deepcopy=False, states=FINISHED)
     nodes = []
-    for t in study.get_trials(deepcopy=False, states=FINISHED):
-        if before is not None and t.number >= before:
+    for t in trials:
+        if t.state not in FINISHED or (before is not None and t.number >= before):
             continue
         plan = t.system_attrs.get(PLAN_KEY)
         # trials the UCB sampler did not plan (other samplers, enqueued lab batches) say their parent
