@@ -72,7 +72,7 @@ def test_node_initialisations():
 def test_model_shapes_and_init_ranges():
     net = build_network(regime("oscillatory_rank_50"))
     torch.manual_seed(1)
-    m = build_model(net, {"name": "faithful", "kind": "reaction", "log_k_init": [-2.0, 1.0]},
+    m = build_model(net, {"name": "faithful", "kind": "reaction", "log_k_init": [-2.0, 1.0]}, (-2.0, -1.0),
                     hidden_dim_sub=64, n_layers_sub=3, hidden_dim_node=32, n_layers_node=2)
     assert m.log_k.shape == (256,) and -2 <= float(m.log_k.min()) and float(m.log_k.max()) <= 1
     assert [l.out_features for l in m.sub if isinstance(l, torch.nn.Linear)] == [64, 64, 1]
@@ -83,7 +83,7 @@ def test_model_shapes_and_init_ranges():
     groups = {g["name"]: g["lr"] for g in m.param_groups(0.005, 0.001, 0.0005, None)}
     assert groups == {"k": 0.005, "MLP_node": 0.001, "embedding": 0.001, "MLP_sub": 0.0005}
     with pytest.raises(ValueError, match="model.kind=nope"):
-        build_model(net, {"kind": "nope"})
+        build_model(net, {"kind": "nope"}, (-2.0, -1.0))
 
 
 def test_regularisers_on_crafted_values():

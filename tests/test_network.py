@@ -59,3 +59,21 @@ def test_same_seed_same_network_other_seed_other():
 def test_types_are_contiguous_blocks():
     net = build_network(regime("oscillatory_rank_50"))
     assert net.metabolite_type[:50].tolist() == [0] * 50 and net.metabolite_type[50:].tolist() == [1] * 50
+
+
+def test_rank70_is_the_labs_512_reaction_network():
+    # SPEC §7: 512 reactions; 170 cycles of 3 (510 reactions) drawn as rank_50's, two reactions without edges
+    net = build_network(regime("oscillatory_rank_70"))
+    assert net.S.shape == (100, 512) and len(net.substrate_edges) == 510 * 2
+    assert np.all(net.n_substrates[:510] == 2) and not net.S[:, 510:].any()
+    assert np.all(net.substrate_edges[:, 2] == 1) and np.all(net.S.sum(axis=0) == 0)
+    assert regime("oscillatory_rank_70").log_k_min == -2.0 and regime("oscillatory_rank_20").log_k_min == -2.5
+
+
+def test_mixed_regime_has_square_substrates():
+    # oscillatory_mixed: 20 % random reactions (1-2 substrates, |s| in {1, 2}), mass conserved
+    net = build_network(regime("oscillatory_mixed"))
+    powers = net.substrate_edges[:, 2]
+    assert set(powers.tolist()) == {1, 2} and int((powers == 2).sum()) == 43
+    assert np.all(net.S.sum(axis=0) == 0)
+    assert net.n_substrates[204:].max() <= 2

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
@@ -12,7 +13,7 @@ from oscsim import losses as L
 from oscsim import train as T
 from oscsim.config import CONF_DIR
 
-SEED_LOG = Path(__file__).resolve().parents[2] / "shared" / "seed" / "experiment_log_rank50_batches1-2.md"
+FACTS = Path(__file__).resolve().parent / "data" / "lab_seed_log_facts.json"  # facts read from the lab's log
 LAB_METRICS = ("rate_constants_R2", "trimmed_R2", "n_outliers", "slope", "test_R2", "test_pearson", "final_loss", "alpha")
 OSCSIM_METRICS = ("rate_constants_R2_identifiable", "MLP_node_slope_0", "MLP_node_gt_slope_0", "MLP_node_slope_1",
                   "MLP_node_gt_slope_1", "embedding_cluster_acc", "embedding_n_clusters", "MLP_sub_R2", "status",
@@ -26,21 +27,20 @@ def cfg_for(tmp_path, *overrides):
 
 
 def iter1_overrides() -> list[str]:
-    text = SEED_LOG.read_text()
-    line = re.search(r"^## Iter 1:.*?^Config: ([^\n]*)$", text, re.S | re.M).group(1)
-    return line.replace(",", "").split()
+    return json.loads(FACTS.read_text())["iter1_config_line"].replace(",", "").split()
 
 
 def test_short_run_learns_and_writes_every_metric(tmp_path):
-    cfg = cfg_for(tmp_path, "data_augmentation_loop=40", "eval_every=50")
+    cfg = cfg_for(tmp_path, "data_augmentation_loop=80", "eval_every=100")
     m = T.train(cfg, tmp_path / "run")
     hist = json.loads((tmp_path / "run" / "history.json").read_text())
-    first, last = hist["prediction"][:5], hist["prediction"][-5:]
-    assert sum(last) < 0.5 * sum(first)  # the loss falls
+    fifth = len(hist["prediction"]) // 5  # batches differ a lot (a few frames have large dc/dt): compare medians
+    first, last = np.median(hist["prediction"][:fifth]), np.median(hist["prediction"][-fifth:])
+    assert last < 0.5 * first  # the loss falls
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     for key in LAB_METRICS + OSCSIM_METRICS:
         assert key in saved and key in m
-    assert saved["iterations"] == T.iterations_per_epoch(300, 40, 8) == 300
+    assert saved["iterations"] == T.iterations_per_epoch(300, 80, 8) == 600
     assert saved["status"] in ("failed", "partial", "converged")
     log_lines = dict(l.split(": ", 1) for l in (tmp_path / "run" / "analysis.log").read_text().splitlines())
     assert float(log_lines["rate_constants_R2"]) == pytest.approx(saved["rate_constants_R2"])

@@ -25,8 +25,11 @@ from .params import SimulationParams
 
 ARRAYS = (
     "concentrations", "dcdt", "metabolite_type", "substrate_edges", "signed_edges", "S", "log_k",
-    "homeostasis_lambda", "homeostasis_baseline",
+    "homeostasis_lambda", "homeostasis_baseline", "heldout_concentrations",
 )
+# The held-out trajectory: the same network and k from the initial concentrations the lab would draw with
+# seed + HELDOUT_SEED_OFFSET. Never trained on; only the held-out rollout metrics read it.
+HELDOUT_SEED_OFFSET = 1000
 
 
 @dataclass
@@ -36,6 +39,7 @@ class Dataset:
     concentrations: np.ndarray  # (n_frames + 1, n_met) float32
     dcdt: np.ndarray  # (n_frames + 1, n_met) float32, exact derivative at each frame
     summary: dict
+    heldout: np.ndarray | None = None  # (n_frames + 1, n_met) float32, another initial condition
     path: Path | None = None
     generated: bool = False  # True when this call simulated it (False: read from the cache)
 
@@ -48,14 +52,19 @@ def simulate(p: SimulationParams, progress: bool = False) -> Dataset:
     """Build the network and Euler-integrate it in float32, as the lab does."""
     net = build_network(p)
     f = MassAction(net, dtype=torch.float32)
-    c0 = initial_concentrations(p.n_metabolites, p.seed, p.concentration_min, p.concentration_max)
-    c, d = integrate(f, c0, p.n_frames, p.delta_t, clamp=True, progress=progress)
-    c, d = c.numpy(), d.numpy()
-    bad = ~np.all(np.isfinite(c), axis=1)
-    if bad.any():
-        raise ValueError(f"simulation diverged at frame {int(np.argmax(bad))} (non-finite concentrations): "
-                         f"lower simulation.delta_t={p.delta_t} or simulation.log_k_max={p.log_k_max}")
-    return Dataset(p, net, c, d, summarize(p, net, c))
+    runs = []
+    for seed in (p.seed, p.seed + HELDOUT_SEED_OFFSET):
+        c0 = initial_concentrations(p.n_metabolites, seed, p.concentration_min, p.concentration_max)
+        c, d = integrate(f, c0, p.n_frames, p.delta_t, clamp=True, progress=progress)
+        c, d = c.numpy(), d.numpy()
+        bad = ~np.all(np.isfinite(c), axis=1)
+        if bad.any():
+            what = "" if seed == p.seed else f" (held-out trajectory, initial seed {seed})"
+            raise ValueError(f"simulation diverged at frame {int(np.argmax(bad))}{what} (non-finite concentrations): "
+                             f"lower simulation.delta_t={p.delta_t} or simulation.log_k_max={p.log_k_max}")
+        runs.append((c, d))
+    (c, d), (heldout, _) = runs
+    return Dataset(p, net, c, d, summarize(p, net, c), heldout)
 
 
 def summarize(p: SimulationParams, net: Network, c: np.ndarray) -> dict:
@@ -92,6 +101,7 @@ def save(ds: Dataset, d: Path) -> None:
         "signed_edges": ds.network.signed_edges, "log_k": ds.network.log_k,
         "homeostasis_lambda": ds.network.homeostasis_lambda,
         "homeostasis_baseline": ds.network.homeostasis_baseline,
+        "heldout_concentrations": ds.heldout,
     }
     for name, arr in arrays.items():
         _atomic_write(d / f"{name}.npy", lambda fh, a=arr: np.save(fh, a))
@@ -119,7 +129,7 @@ def load(d: Path) -> Dataset:
         signed_edges=a["signed_edges"], metabolite_type=a["metabolite_type"], log_k=a["log_k"],
         homeostasis_lambda=a["homeostasis_lambda"], homeostasis_baseline=a["homeostasis_baseline"],
     )
-    return Dataset(p, net, a["concentrations"], a["dcdt"], summary, d)
+    return Dataset(p, net, a["concentrations"], a["dcdt"], summary, a["heldout_concentrations"], d)
 
 
 def load_or_simulate(p: SimulationParams, root: str | os.PathLike, progress: bool = False) -> Dataset:

@@ -11,7 +11,6 @@ from .dataset import Dataset
 from .dynamics import euler_step
 from .models import RateModel
 from .network import unidentifiable_reactions
-from .oracle.estimate import structural_guess
 
 NODE_SWEEP = np.linspace(0.0, 40.0, 50)  # the lab's MLP_node concentration sweep
 DBSCAN_EPS, DBSCAN_MIN = 0.1, 5  # the lab's embedding clustering
@@ -35,17 +34,19 @@ def alpha_of(model: RateModel) -> float:
 
 @torch.no_grad()
 def rate_constant_scores(model: RateModel, ds: Dataset) -> tuple[dict, np.ndarray]:
-    """The lab's rate-constant metrics (alpha-corrected) plus the R^2 over identifiable reactions."""
+    """The lab's rate-constant metrics on the model's own log_k (alpha-corrected as the lab does), plus the R^2
+    over identifiable reactions. Nothing is substituted: what S implies is in the model's parameterisation."""
     alpha = alpha_of(model)
-    corrected = M.alpha_corrected_log_k(model.log_k.detach().cpu().numpy(), ds.network.n_substrates.clip(1), alpha)
-    if getattr(model, "unidentifiable", "learned") == "structural":
-        # S says which k the data cannot fix: a same-column pair keeps its learned (identified) sum, split
-        # evenly; anything else goes mid-range. Identifiable reactions pass through unchanged.
-        corrected = structural_guess(ds.network, 10.0**corrected, (ds.params.log_k_min, ds.params.log_k_max))
+    corrected = M.alpha_corrected_log_k(model.log_k.detach().cpu().numpy(), ds.network.n_substrates, alpha)
+    unident = unidentifiable_reactions(ds.network.substrate_edges, ds.network.n_reactions)
     ident = np.ones(ds.network.n_reactions, bool)
-    ident[unidentifiable_reactions(ds.network.substrate_edges, ds.network.n_reactions)] = False
+    ident[unident] = False
     m = M.rate_constant_metrics(corrected, ds.network.log_k, ident)
     m["alpha"] = alpha
+    m["unidentifiable"] = unident
+    if isinstance(getattr(model, "sto", None), torch.nn.Parameter):  # learned stoichiometry
+        edges = ds.network.signed_edges
+        m.update(M.stoichiometry_metrics(model.sto.detach().cpu().numpy(), edges[:, 2], ident[edges[:, 1]]))
     return m, corrected
 
 
@@ -71,24 +72,35 @@ def evaluate(model: RateModel, ds: Dataset, rollout_frames: int = 2000, clamp: b
     m, corrected = rate_constant_scores(model, ds)
     outliers = np.abs(corrected - ds.network.log_k) > M.OUTLIER_THRESHOLD
 
+    # Rollouts from frame 0 of the training trajectory (the lab's test_R2) and of the held-out one.
     n_steps = min(rollout_frames, ds.params.n_frames - 2)
     r_model = model.to(dtype)
-    c0 = torch.as_tensor(ds.concentrations[0], dtype=dtype, device=device)
-    pred = rollout(r_model, c0, n_steps, ds.params.delta_t, clamp)
+    preds = {}
+    for name, traj in (("", ds.concentrations), ("heldout_", ds.heldout)):
+        if traj is None:
+            continue
+        c0 = torch.as_tensor(traj[0], dtype=dtype, device=device)
+        preds[name] = rollout(r_model, c0, n_steps, ds.params.delta_t, clamp)
+        m.update({name + k: v for k, v in M.rollout_metrics(traj[: n_steps + 1], preds[name]).items()})
     model.to(torch.float32)
-    true = ds.concentrations[: n_steps + 1]
-    m.update(M.rollout_metrics(true, pred))
+    true, pred = ds.concentrations[: n_steps + 1], preds[""]
+    curves = {}
+    if isinstance(getattr(model, "sto", None), torch.nn.Parameter):
+        curves["sto"], curves["S_learned"] = model.sto.detach().cpu().numpy(), model.stoichiometry().detach().cpu().numpy()
+    if "heldout_" in preds:
+        curves["heldout_true"], curves["heldout_pred"] = ds.heldout[: n_steps + 1], preds["heldout_"]
 
-    # MLP_sub against the true power law c^|s|, over the concentrations the data visits.
-    lo, hi = np.percentile(ds.concentrations, [1, 99])
-    c_grid = np.linspace(max(lo, 0.05), hi, 200)
-    powers = sorted({int(s) for s in ds.network.substrate_edges[:, 2]})
-    ct = torch.as_tensor(c_grid, dtype=torch.float32, device=device)
-    curves = {"c": c_grid}
+    # MLP_sub against the true power law c^|s|, over the concentrations its edges visit (all data for a power
+    # the network lacks).
+    edges = ds.network.substrate_edges
+    powers = sorted({int(s) for s in edges[:, 2]})
     r2s = []
     for s in (1, 2):
-        y = model.substrate(ct, float(s)).cpu().numpy()
-        curves[f"sub_{s}"] = y
+        mets = np.unique(edges[edges[:, 2] == s, 0])
+        lo, hi = np.percentile(ds.concentrations[:, mets] if len(mets) else ds.concentrations, [1, 99])
+        c_grid = np.linspace(max(lo, 0.05), hi, 200)
+        y = model.substrate(torch.as_tensor(c_grid, dtype=torch.float32, device=device), float(s)).cpu().numpy()
+        curves[f"c_{s}"], curves[f"sub_{s}"] = c_grid, y
         m[f"MLP_sub_exponent_{s}"] = M.fitted_exponent(c_grid, y)
         if s in powers:
             ref = abs(float(model.substrate(torch.ones(1, device=device), float(s))))

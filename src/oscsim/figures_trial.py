@@ -20,10 +20,9 @@ def trial_figures(ev: Evaluation, ds: Dataset, history: dict, out: Path) -> list
     paths = []
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    c = cv["c"]
     alpha = m["alpha"]
     for ax, s in zip(axes, (1, 2)):
-        y = np.abs(cv[f"sub_{s}"])
+        c, y = cv[f"c_{s}"], np.abs(cv[f"sub_{s}"])
         ax.plot(c, y, label=f"|MLP_sub(c, {s})|")
         ax.plot(c, alpha**s * c**s, "k--", label=f"alpha^{s} c^{s} (truth, scaled)")
         seen = s in m["MLP_sub_powers_in_data"]
@@ -43,31 +42,57 @@ def trial_figures(ev: Evaluation, ds: Dataset, history: dict, out: Path) -> list
     paths.append(_save(fig, out / "MLP_node.png"))
 
     fig, ax = plt.subplots(figsize=(5, 5))
-    true = ds.network.log_k
-    ok = ~ev.outliers
-    ax.scatter(true[ok], ev.corrected_log_k[ok], s=8, label="reactions")
-    ax.scatter(true[~ok], ev.corrected_log_k[~ok], s=12, color="red", label=f"outliers ({(~ok).sum()})")
-    lims = [min(true.min(), np.nanmin(ev.corrected_log_k)) - 0.1, max(true.max(), np.nanmax(ev.corrected_log_k)) + 0.1]
+    true, learned = ds.network.log_k, ev.corrected_log_k
+    unident = np.zeros(len(true), bool)
+    unident[m["unidentifiable"]] = True
+    for mask, style in ((~ev.outliers & ~unident, dict(s=8, label="identifiable")),
+                        (ev.outliers & ~unident, dict(s=12, color="red", label="identifiable, outlier")),
+                        (unident, dict(s=30, marker="^", facecolors="none", edgecolors="C2",
+                                       label="unidentifiable (S: shared monomial / no edge)"))):
+        if mask.any():
+            ax.scatter(true[mask], learned[mask], **style)
+    lims = [min(true.min(), np.nanmin(learned)) - 0.1, max(true.max(), np.nanmax(learned)) + 0.1]
     ax.plot(lims, lims, "k:", lw=1)
-    ax.set(xlabel="true log10 k", ylabel="learned log10 k (alpha-corrected)",
-           title=f"R2={m['rate_constants_R2']:.3f}, identifiable R2={m['rate_constants_R2_identifiable']:.3f}, alpha={alpha:.3f}")
-    ax.legend(fontsize=8)
+    ax.set(xlabel="true log10 k", ylabel="model's log10 k (alpha-corrected)",
+           title=f"R2={m['rate_constants_R2']:.3f} ({int(m['n_outliers'])} outliers), "
+                 f"identifiable R2={m['rate_constants_R2_identifiable']:.3f}\nalpha={alpha:.3f}")
+    ax.legend(fontsize=7)
     paths.append(_save(fig, out / "rate_constants.png"))
 
-    fig, axes = plt.subplots(4, 1, figsize=(9, 8), sharex=True)
+    fig, axes = plt.subplots(4, 2, figsize=(13, 8), sharex=True)
     t = np.arange(len(ev.rollout_true)) * ds.params.delta_t
-    for ax, i in zip(axes, np.linspace(0, ds.params.n_metabolites - 1, 4).astype(int)):
-        ax.plot(t, ev.rollout_true[:, i], "k", lw=1, label="true")
-        ax.plot(t, np.clip(ev.rollout_pred[:, i], -1e3, 1e3), "C1", lw=1, label="rollout")
-        ax.set_ylabel(f"c[{i}]")
-    axes[0].legend(fontsize=8)
-    axes[0].set_title(f"rollout: test_R2={m['test_R2']:.3g}, horizon {m['rollout_horizon']} frames")
-    axes[-1].set_xlabel("time")
+    panels = [("", "training trajectory", ev.rollout_true, ev.rollout_pred)]
+    if "heldout_true" in cv:
+        panels.append(("heldout_", "held-out trajectory", cv["heldout_true"], cv["heldout_pred"]))
+    for col, (prefix, what, tr, pr) in enumerate(panels):
+        for ax, i in zip(axes[:, col], np.linspace(0, ds.params.n_metabolites - 1, 4).astype(int)):
+            ax.plot(t, tr[:, i], "k", lw=1, label="true")
+            ax.plot(t, np.clip(pr[:, i], -1e3, 1e3), "C1", lw=1, label="rollout")
+            ax.set_ylabel(f"c[{i}]")
+        axes[0, col].set_title(f"{what}: {prefix}test_R2={m[prefix + 'test_R2']:.3g}, "
+                               f"horizon {m[prefix + 'rollout_horizon']} frames")
+        axes[-1, col].set_xlabel("time")
+    axes[0, 0].legend(fontsize=8)
     paths.append(_save(fig, out / "rollout.png"))
+
+    if "sto" in cv:  # learned stoichiometry: coefficients against the truth, and the matrix
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), gridspec_kw={"width_ratios": [1, 1.4, 1.4]})
+        true = ds.network.signed_edges[:, 2]
+        jitter = np.random.default_rng(0).uniform(-0.08, 0.08, len(true))
+        axes[0].scatter(true + jitter, cv["sto"], s=6)
+        axes[0].set(xlabel="true coefficient (jittered)", ylabel="learned coefficient",
+                    title=f"stoichiometry_R2={m['stoichiometry_R2']:.3f}, exact {m['stoichiometry_exact']:.1%}")
+        lim = max(np.abs(ds.network.S).max(), np.abs(cv["S_learned"]).max())
+        for ax, mat, name in ((axes[1], ds.network.S, "true S"), (axes[2], cv["S_learned"], "learned S")):
+            im = ax.imshow(mat, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+            ax.set(xlabel="reaction", ylabel="metabolite", title=name)
+        fig.colorbar(im, ax=axes[2])
+        paths.append(_save(fig, out / "stoichiometry.png"))
 
     fig, ax = plt.subplots(figsize=(7, 4))
     it = np.asarray(history["iteration"])
-    for name in ("prediction", "MLP_sub_diff", "MLP_node_L1", "MLP_sub_norm", "k_floor", "k_range"):
+    for name in ("prediction", "MLP_sub_diff", "MLP_node_L1", "MLP_sub_norm", "k_floor", "k_range", "k_prior",
+                 "S_L1", "S_integer", "mass_conservation"):
         v = np.asarray(history[name])
         if len(v) and np.any(v > 0):
             ax.semilogy(it, np.clip(v, 1e-12, None), label=name)

@@ -42,3 +42,19 @@ def k_floor_penalty(log_k: torch.Tensor, threshold: float) -> torch.Tensor:
 def k_range_penalty(log_k: torch.Tensor, low: float, high: float) -> torch.Tensor:
     """sum (relu(low - log_k)^2 + relu(log_k - high)^2): a weak pull into the regime's known log10 k range."""
     return (F.relu(low - log_k) ** 2 + F.relu(log_k - high) ** 2).sum()
+
+
+# Learned stoichiometry (SPEC §8, the lab's names): coefficients `sto` of the edges, their reactions `rxn`.
+def s_l1_penalty(sto: torch.Tensor) -> torch.Tensor:
+    """||sto||_1."""
+    return sto.abs().sum()
+
+
+def s_integer_penalty(sto: torch.Tensor) -> torch.Tensor:
+    """mean sin^2(pi sto): zero exactly at integer coefficients."""
+    return torch.sin(torch.pi * sto).pow(2).mean()
+
+
+def mass_conservation_penalty(sto: torch.Tensor, rxn: torch.Tensor, n_reactions: int) -> torch.Tensor:
+    """mean over reactions of (sum of the reaction's coefficients)^2."""
+    return torch.zeros(n_reactions, dtype=sto.dtype, device=sto.device).index_add(0, rxn, sto).pow(2).mean()

@@ -18,8 +18,10 @@ def linear_fit_r2(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 
 def alpha_corrected_log_k(log_k: np.ndarray, n_substrates: np.ndarray, alpha: float) -> np.ndarray:
-    """log_k_j + n_sub_j log10(alpha): undo the scale MLP_sub absorbed at c = 1."""
-    return np.asarray(log_k, float) + np.asarray(n_substrates, float) * np.log10(max(abs(alpha), 1e-30))
+    """log_k_j + n_sub_j log10(alpha): undo the scale MLP_sub absorbed at c = 1. n_sub is clamped at 1, as the
+    lab's code does (`n_sub_per_rxn.clamp_(min=1)`): a reaction without edges is shifted by log10(alpha) too."""
+    n_sub = np.maximum(np.asarray(n_substrates, float), 1.0)
+    return np.asarray(log_k, float) + n_sub * np.log10(max(abs(alpha), 1e-30))
 
 
 def rate_constant_metrics(
@@ -40,6 +42,16 @@ def rate_constant_metrics(
     out["rate_constants_R2_identifiable"] = linear_fit_r2(true[ident], corrected[ident])[0]
     out["n_outliers_identifiable"] = int(outlier[ident].sum())
     return out
+
+
+def stoichiometry_metrics(learned: np.ndarray, true: np.ndarray, identifiable: np.ndarray | None = None) -> dict[str, float]:
+    """Learned against true coefficients of the edges of S: stoichiometry_R2 (the lab's: R^2 of a least-squares
+    line), stoichiometry_exact (fraction whose rounded value is the true one) and the same over `identifiable`."""
+    learned, true = np.asarray(learned, float), np.asarray(true, float)
+    exact = np.round(learned) == true
+    ident = np.ones(len(true), bool) if identifiable is None else np.asarray(identifiable, bool)
+    return {"stoichiometry_R2": linear_fit_r2(true, learned)[0], "stoichiometry_exact": float(exact.mean()),
+            "stoichiometry_exact_identifiable": float(exact[ident].mean()) if ident.any() else float("nan")}
 
 
 def r2_per_series(true: np.ndarray, pred: np.ndarray) -> np.ndarray:

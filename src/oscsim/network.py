@@ -137,3 +137,46 @@ def unidentifiable_reactions(substrate_edges: np.ndarray, n_reactions: int) -> l
         if key == () or len(members) > 1:
             out.extend(members)
     return sorted(out)
+
+
+@dataclass(frozen=True)
+class KStructure:
+    """What S and the substrate edges say about the rate constants before any data is seen.
+
+    Reactions with the same substrate monomial and the same S column act on the data only through the sum of
+    their k: they share one parameter (so each holds half the identified sum). A parameter the data leave free
+    along some direction (no substrate, a zero S column, or a monomial shared with a different column, where only
+    a signed combination is fixed) is marked `prior`: an estimator holds it near the regime's known range.
+    """
+
+    index: np.ndarray  # (n_reactions,) int64: the parameter each reaction's k is
+    prior: np.ndarray  # (n_params,) bool
+    unidentifiable: list[int]  # reactions whose k the data cannot fix on its own (SPEC §4)
+
+    @property
+    def n_params(self) -> int:
+        return len(self.prior)
+
+
+def k_structure(net: Network, tie: bool = True) -> KStructure:
+    """The parameterisation of k that S implies (`tie=False`: one parameter per reaction, the lab's)."""
+    S = net.S
+    index = np.full(net.n_reactions, -1, dtype=np.int64)
+    prior: list[bool] = []
+    for key, members in monomial_groups(net.substrate_edges, net.n_reactions).items():
+        start = len(prior)
+        if tie and key:
+            columns: list[tuple] = []
+            for j in members:
+                col = tuple(S[:, j])
+                if col not in columns:
+                    columns.append(col)
+                index[j] = start + columns.index(col)
+            n = len(columns)
+        else:
+            index[members] = start + np.arange(len(members))
+            n = len(members)
+        prior.extend([key == () or n > 1] * n)
+    for j in np.flatnonzero(~S.any(axis=0)):  # a reaction that changes nothing is fixed by nothing
+        prior[index[j]] = True
+    return KStructure(index, np.asarray(prior, bool), unidentifiable_reactions(net.substrate_edges, net.n_reactions))

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 
 # Bump when the simulator's output for the same settings changes, so old caches are not reused.
-DATASET_FORMAT = 2
+DATASET_FORMAT = 3
 
 
 class ConfigError(ValueError):

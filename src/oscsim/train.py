@@ -66,9 +66,9 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
 
     # ---- model and optimiser --------------------------------------------------------------------------
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    model = build_model(ds.network, model_cfg, hidden_dim_sub=int(cfg.hidden_dim_sub), n_layers_sub=int(cfg.n_layers_sub),
+    model = build_model(ds.network, model_cfg, (p.log_k_min, p.log_k_max), hidden_dim_sub=int(cfg.hidden_dim_sub), n_layers_sub=int(cfg.n_layers_sub),
                         hidden_dim_node=int(cfg.hidden_dim_node), n_layers_node=int(cfg.n_layers_node)).to(device)
-    groups = model.param_groups(cfg.lr_k, cfg.lr_node, cfg.lr_sub, cfg.get("lr_embedding"))
+    groups = model.param_groups(cfg.lr_k, cfg.lr_node, cfg.lr_sub, cfg.get("lr_embedding"), cfg.get("lr_S"))
     optimizer = torch.optim.Adam(groups, fused=True) if device.type in ("cpu", "cuda") else torch.optim.Adam(groups)
     # torch.compile fuses the small MLPs' kernels (~1.3-2x here) but costs ~15-25 s up front: worth it
     # only for long trials (`compile: auto`).
@@ -77,7 +77,9 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
     queries, _ = L.monotonicity_queries(xnorm)
     queries = queries.to(device)
     coeff = {k: float(cfg.get(k, 0.0)) for k in ("coeff_MLP_sub_diff", "coeff_MLP_node_L1", "coeff_MLP_sub_norm",
-                                                 "coeff_k_floor", "coeff_k_range")}
+                                                 "coeff_k_floor", "coeff_k_range", "coeff_S_L1", "coeff_S_integer",
+                                                 "coeff_mass_conservation")}
+    sto = getattr(model, "sto", None)  # learned stoichiometry's coefficients (model.stoichiometry=learned)
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, n_total))
                  if cfg.get("lr_schedule", "constant") == "cosine" else None)
     use_queries = coeff["coeff_MLP_sub_diff"] > 0 or coeff["coeff_MLP_sub_norm"] > 0
@@ -91,7 +93,9 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
     # ---- the loop -------------------------------------------------------------------------------------
     log_every = max(1, min(500, n_total // 200))
     history: dict[str, list[float]] = {"iteration": [], "prediction": [], "MLP_sub_diff": [], "MLP_node_L1": [],
-                                       "MLP_sub_norm": [], "k_floor": [], "k_range": [], "rate_constants_R2": []}
+                                       "MLP_sub_norm": [], "k_floor": [], "k_range": [], "k_prior": [], "S_L1": [],
+                                       "S_integer": [], "mass_conservation": [],
+                                       "rate_constants_R2": []}
     sums = {k: 0.0 for k in history if k not in ("iteration", "rate_constants_R2")}
     total_pred = torch.zeros((), device=device)  # summed on device: no sync per iteration
     status, r2_now, error, it = "running", float("nan"), None, -1
@@ -124,6 +128,16 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
             terms["k_floor"] = coeff["coeff_k_floor"] * L.k_floor_penalty(model.log_k, float(cfg.k_floor_threshold))
         if coeff["coeff_k_range"] > 0:
             terms["k_range"] = coeff["coeff_k_range"] * L.k_range_penalty(model.log_k, p.log_k_min, p.log_k_max)
+        if sto is not None and coeff["coeff_S_L1"] > 0:
+            terms["S_L1"] = coeff["coeff_S_L1"] * L.s_l1_penalty(sto)
+        if sto is not None and coeff["coeff_S_integer"] > 0:
+            terms["S_integer"] = coeff["coeff_S_integer"] * L.s_integer_penalty(sto)
+        if sto is not None and coeff["coeff_mass_conservation"] > 0:
+            terms["mass_conservation"] = coeff["coeff_mass_conservation"] * L.mass_conservation_penalty(
+                sto, model.sto_rxn, ds.network.n_reactions)
+        prior = model.prior_penalty()  # the model's own prior on the k the data leave free
+        if prior is not None:
+            terms["k_prior"] = prior
         loss = sum(terms.values())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -187,6 +201,8 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
     (out_dir / "analysis.log").write_text("".join(f"{k}: {v}\n" for k, v in metrics.items()))
     (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     np.save(out_dir / "log_k.npy", model.log_k.detach().cpu().numpy())
+    if sto is not None:
+        np.save(out_dir / "S_learned.npy", model.stoichiometry().detach().cpu().numpy())
     torch.save({"model": model.state_dict(), "config": OmegaConf.to_container(cfg, resolve=True)}, out_dir / "checkpoint.pt")
     (out_dir / "history.json").write_text(json.dumps(history))
     if cfg.plots and ev is not None:

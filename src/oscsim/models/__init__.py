@@ -10,15 +10,16 @@ from .reaction_model import ReactionModel
 MODELS: dict[str, type[RateModel]] = {"reaction": ReactionModel}
 
 
-def build_model(net: Network, model_cfg: Mapping[str, Any], **sizes: int) -> RateModel:
-    """Instantiate the model a `model` group entry names (`kind`), with the lab's size keys."""
+def build_model(net: Network, model_cfg: Mapping[str, Any], log_k_range: tuple[float, float], **sizes: int) -> RateModel:
+    """Instantiate the model a `model` group entry names (`kind`), with the lab's size keys and the regime's
+    known log10 k range (what a prior on k is centred on)."""
     opts = {k: v for k, v in model_cfg.items() if k not in ("name", "kind", "description")}
     kind = model_cfg.get("kind", "reaction")
     if kind not in MODELS:
         raise ValueError(f"model.kind={kind}: must be one of {', '.join(MODELS)}")
     if "log_k_init" in opts:
         opts["log_k_init"] = tuple(opts["log_k_init"])
-    return MODELS[kind](net, **sizes, **opts)
+    return MODELS[kind](net, **sizes, **opts, log_k_range=tuple(log_k_range))
 
 
 __all__ = ["MODELS", "Output", "RateModel", "ReactionModel", "build_model"]

@@ -15,12 +15,25 @@ class Output:
 
 
 class RateModel(nn.Module):
-    """Learns log10 k (one per reaction), MLP_sub (substrate term) and MLP_node (homeostasis)."""
+    """Learns log10 k (one per reaction), MLP_sub (substrate term) and MLP_node (homeostasis).
 
-    log_k: nn.Parameter
+    k is held as `log_k_param` (one value per parameter) and read per reaction through `k_index`, so reactions
+    that S says act only through their sum can share one parameter."""
+
+    log_k_param: nn.Parameter
+    k_index: torch.Tensor
     sub: nn.Module
     node_mlp: nn.Module
     embedding: nn.Parameter
+
+    @property
+    def log_k(self) -> torch.Tensor:
+        """log10 k of every reaction: what the model holds, what is saved and scored."""
+        return self.log_k_param[self.k_index]
+
+    def prior_penalty(self) -> torch.Tensor | None:
+        """The model's prior on the k the data leave free (None: no prior)."""
+        return None
 
     def forward(self, c: torch.Tensor, sub_queries: torch.Tensor | None = None) -> Output:  # pragma: no cover
         raise NotImplementedError
@@ -35,10 +48,12 @@ class RateModel(nn.Module):
         a = self.embedding.expand(*c.shape, self.embedding.shape[-1])
         return self.node_mlp(torch.cat([c.unsqueeze(-1), a], dim=-1)).squeeze(-1)
 
-    def param_groups(self, lr_k: float, lr_node: float, lr_sub: float, lr_embedding: float | None) -> list[dict]:
-        """Adam's four groups, as the lab's trainer has them."""
-        return [
-            {"params": [self.log_k], "lr": lr_k, "name": "k"},
+    def param_groups(self, lr_k: float, lr_node: float, lr_sub: float, lr_embedding: float | None,
+                     lr_S: float | None = None) -> list[dict]:
+        """Adam's four groups, as the lab's trainer has them, and learned stoichiometry's own (`lr_S`)."""
+        sto = [{"params": [self.sto], "lr": lr_S or lr_k, "name": "S"}] if isinstance(getattr(self, "sto", None), nn.Parameter) else []
+        return sto + [
+            {"params": [self.log_k_param], "lr": lr_k, "name": "k"},
             {"params": list(self.node_mlp.parameters()), "lr": lr_node, "name": "MLP_node"},
             {"params": [self.embedding], "lr": lr_embedding or lr_node, "name": "embedding"},
             {"params": list(self.sub.parameters()), "lr": lr_sub, "name": "MLP_sub"},

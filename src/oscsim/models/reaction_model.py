@@ -1,13 +1,29 @@
 """The lab's model (SPEC §2) and its named variants, in one vectorised module.
 
-dc/dt = S v + MLP_node(c_i, a_i), v_j = 10^log_k_j * g(aggregate over substrate edges of MLP_sub(c_i, |s_ij|)).
-`softplus` says where positivity is imposed: `after_product` (the lab: g = softplus of the product, so a
-reaction whose substrates are all zero still runs at softplus(0) = 0.69 k), `per_edge` (softplus on each
-message, product after: a zero substrate can stop its reaction), or `none`.
-`gate`: `concentration` multiplies each message by its c (msg = c softplus(MLP_sub)), so a zero substrate
-stops its reaction exactly rather than at softplus's floor, which MLP_node otherwise learns to cancel.
-`unidentifiable` says how the scores read the k that the data cannot fix (shared monomials, no edges):
-`learned` (the lab: as trained) or `structural` (SPEC §6's rule, known from S before training).
+dc/dt = S v + MLP_node(c_i, a_i), v_j = 10^log_k_j * g(aggregate over substrate edges of msg(c_i, |s_ij|)).
+Each option is one change a `conf/model/` entry names:
+- `softplus`: where positivity is imposed: `after_product` (the lab: g = softplus of the product, so a reaction
+  whose substrates are all zero still runs at softplus(0) = 0.69 k), `per_edge` (msg = softplus(MLP_sub)), `none`.
+- `gate`: how a zero substrate stops its reaction: `none`; `concentration` (msg = c softplus(MLP_sub): builds
+  the factor c^1 into the form, so the |s|=1 exponent is imposed, not learned); `origin` (msg(c) = h(c) - h(0):
+  exactly zero at c = 0, the growth with c left to MLP_sub).
+- `tie`: `none` (one k per reaction, the lab) or `same_column` (reactions with the same substrate monomial and
+  the same S column share one k: the data only ever see their sum).
+- `stoichiometry`: `given` (S frozen, the lab's default) or `learned` (SPEC §8, the lab's
+  `freeze_stoichiometry: false`): the edge sets stay given, one signed coefficient per edge of S is learned from
+  randn * 0.1, and each substrate edge's exponent is |coefficient| of the same (metabolite, reaction) pair. S
+  is then unknown, so no k is tied; the prior covers every reaction that is unidentifiable from the edges.
+- `exponent`: how |s| enters: `input` (the lab: MLP_sub's second input, a free function of it) or `power`
+  (msg(c, |s|) = msg(c, 1)^|s|, the mass-action structure c^s = (c^1)^s with msg(c, 1) learned). With learned S
+  only `power` makes the exponent matter: with `input`, MLP_sub(c, a|s|) can undo any rescaling a of a
+  reaction's coefficients (k / a absorbs the rest), so the scale of learned coefficients is never fixed.
+- `k_prior`: weight of a Gaussian prior, centred on the middle of the regime's known log10 k range, on the
+  alpha-corrected k (the estimate the metrics read) of the parameters the data leave free along some direction
+  (no substrate, a zero S column, a monomial shared with another column). What S implies lives here, in the
+  model; nothing is replaced after training.
+The scale MLP_sub takes at c = 1 trades against every k (the lab's alpha correction undoes it). Fixing it in
+the form (msg(1) = 1 by division) was tried and trains badly with the origin gate (identifiable R^2 0.48 vs
+0.9997 at 7,200 iterations): dividing by h(1) - h(0), tiny at initialisation, makes MLP_sub's steps huge.
 """
 from __future__ import annotations
 
@@ -16,10 +32,20 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..network import Network
+from ..network import Network, k_structure
 from .base import Output, RateModel, mlp
 
 LOG_FLOOR = 1e-8  # the lab clamps |msg| before the log of the product
+
+CHOICES = {
+    "softplus": ("after_product", "per_edge", "none"),
+    "aggregation": ("mul", "add"),
+    "node_init": ("all_zero", "last_layer", "default"),
+    "gate": ("none", "concentration", "origin"),
+    "tie": ("none", "same_column"),
+    "stoichiometry": ("given", "learned"),
+    "exponent": ("input", "power"),
+}
 
 
 class ReactionModel(RateModel):
@@ -35,26 +61,37 @@ class ReactionModel(RateModel):
         aggregation: str = "mul",
         node_init: str = "all_zero",
         log_k_init: tuple[float, float] = (-2.0, 1.0),
-        unidentifiable: str = "learned",
         gate: str = "none",
+        tie: str = "none",
+        k_prior: float = 0.0,
+        stoichiometry: str = "given",
+        exponent: str = "input",
+        log_k_range: tuple[float, float] = (-2.0, -1.0),
     ):
         super().__init__()
-        if softplus not in ("after_product", "per_edge", "none"):
-            raise ValueError(f"model.softplus={softplus}: must be after_product, per_edge or none")
-        if aggregation not in ("mul", "add"):
-            raise ValueError(f"model.aggregation={aggregation}: must be mul or add")
-        if node_init not in ("all_zero", "last_layer", "default"):
-            raise ValueError(f"model.node_init={node_init}: must be all_zero, last_layer or default")
-        if unidentifiable not in ("learned", "structural"):
-            raise ValueError(f"model.unidentifiable={unidentifiable}: must be learned or structural")
-        if gate not in ("none", "concentration"):
-            raise ValueError(f"model.gate={gate}: must be none or concentration")
-        self.softplus, self.aggregation, self.unidentifiable, self.gate = softplus, aggregation, unidentifiable, gate
-        n_met, n_rxn = net.n_metabolites, net.n_reactions
+        for key, value in (("softplus", softplus), ("aggregation", aggregation), ("node_init", node_init),
+                           ("gate", gate), ("tie", tie), ("stoichiometry", stoichiometry),
+                           ("exponent", exponent)):
+            if value not in CHOICES[key]:
+                raise ValueError(f"model.{key}={value}: must be one of {', '.join(CHOICES[key])}")
+        if not k_prior >= 0:
+            raise ValueError(f"model.k_prior={k_prior}: must be >= 0")
+        self.softplus, self.aggregation, self.gate = softplus, aggregation, gate
+        self.k_prior, self.k_prior_mean = float(k_prior), 0.5 * (log_k_range[0] + log_k_range[1])
+        n_met = net.n_metabolites
         self.sub = mlp([2] + [hidden_dim_sub] * (n_layers_sub - 1) + [1])
         self.node_mlp = mlp([1 + embedding_dim] + [hidden_dim_node] * (n_layers_node - 1) + [1])
         self.embedding = nn.Parameter(torch.randn(n_met, embedding_dim) * 0.1)
-        self.log_k = nn.Parameter(torch.empty(n_rxn).uniform_(*log_k_init))
+        self.learned_S, self.exponent = stoichiometry == "learned", exponent
+        structure = k_structure(net, tie=tie == "same_column" and not self.learned_S)
+        self.log_k_param = nn.Parameter(torch.empty(structure.n_params).uniform_(*log_k_init))
+        self.register_buffer("k_index", torch.as_tensor(structure.index, dtype=torch.long))
+        self.register_buffer("k_prior_mask", torch.as_tensor(structure.prior))
+        # n_sub of each parameter's reactions (tied reactions share their monomial), clamped at 1 as the lab's
+        # alpha correction does: the prior acts on the estimate the metrics read.
+        n_sub = np.zeros(structure.n_params)
+        n_sub[structure.index] = np.maximum(net.n_substrates, 1)
+        self.register_buffer("k_param_n_sub", torch.as_tensor(n_sub, dtype=torch.float32))
         linears = [m for m in self.node_mlp if isinstance(m, nn.Linear)]
         zeroed = linears if node_init == "all_zero" else linears[-1:] if node_init == "last_layer" else []
         with torch.no_grad():
@@ -68,36 +105,110 @@ class ReactionModel(RateModel):
         self.register_buffer("pair_met", torch.as_tensor(pairs[:, 0], dtype=torch.long))
         self.register_buffer("pair_pow", torch.as_tensor(pairs[:, 1], dtype=torch.float32))
         self.register_buffer("edge_pair", torch.as_tensor(edge_to_pair.reshape(-1), dtype=torch.long))
-        incidence = torch.zeros(len(edges), n_rxn)  # edge -> reaction, for the per-reaction sum
+        incidence = torch.zeros(len(edges), net.n_reactions)  # edge -> reaction, for the per-reaction sum
         incidence[torch.arange(len(edges)), torch.as_tensor(edges[:, 1])] = 1.0
         self.register_buffer("incidence", incidence)
         self.register_buffer("S_T", torch.as_tensor(net.S.T, dtype=torch.float32))
+        if self.learned_S:
+            # One coefficient per edge of S (the lab's `sto_all`); substrate edges read their exponent from it.
+            all_edges = net.signed_edges
+            self.register_buffer("sto_met", torch.as_tensor(all_edges[:, 0], dtype=torch.long))
+            self.register_buffer("sto_rxn", torch.as_tensor(all_edges[:, 1], dtype=torch.long))
+            self.sto = nn.Parameter(torch.randn(len(all_edges)) * 0.1)
+            where = {(int(m), int(j)): i for i, (m, j, _) in enumerate(all_edges)}
+            sub_to_sto = [where.get((int(m), int(j)), -1) for m, j, _ in edges]  # -1: no S entry, |s| stays given
+            self.register_buffer("sub_to_sto", torch.as_tensor(sub_to_sto, dtype=torch.long))
+        self.register_buffer("sub_met", torch.as_tensor(edges[:, 0], dtype=torch.long))
+        self.register_buffer("sub_pow", torch.as_tensor(edges[:, 2], dtype=torch.float32))
+        met_u, edge_met = np.unique(edges[:, 0], return_inverse=True)  # for exponent=power: rows per metabolite
+        self.register_buffer("met_u", torch.as_tensor(met_u, dtype=torch.long))
+        self.register_buffer("edge_met", torch.as_tensor(edge_met.reshape(-1), dtype=torch.long))
+        # Anchor rows (c = 0 at |s| = 1, 2 and every power in the data), for the `origin` gate.
+        powers = torch.as_tensor(sorted({1.0, 2.0, *pairs[:, 1].astype(float).tolist()}), dtype=torch.float32)
+        self.register_buffer("powers", powers)
+        self.register_buffer("anchors", torch.stack([torch.zeros_like(powers), powers], -1))
+
+    def _messages(self, x: torch.Tensor, anchor_powers: torch.Tensor | None = None,
+                  which: torch.Tensor | None = None) -> torch.Tensor:
+        """msg(c, |s|) for input rows x = (c, |s|): MLP_sub with the entry's softplus and gate. The origin gate
+        subtracts msg(0, |s|): rows (0, p) for p in `anchor_powers` (default: |s| = 1, 2 and the data's powers),
+        row i using anchor `which[i]` (default: found by its |s|)."""
+        origin = self.gate == "origin"
+        if origin:  # the rows at c = 0 ride along in the same call
+            powers = self.powers.to(x.dtype) if anchor_powers is None else anchor_powers
+            x = torch.cat([x, torch.stack([torch.zeros_like(powers), powers], -1)])
+        h = self.sub(x).squeeze(-1)
+        if self.softplus == "per_edge":
+            h = F.softplus(h)
+        if self.gate == "concentration":
+            h = h * x[:, 0]
+        if origin:
+            n_p = len(powers)
+            h, at0 = h[:-n_p], h[-n_p:]
+            if which is None:
+                which = torch.searchsorted(powers, x[:-n_p, 1].contiguous())
+            h = h - at0[which]
+        return h
+
+    def stoichiometry(self) -> torch.Tensor:
+        """(n_met, n_rxn): the S the model uses (learned coefficients on the edge set, zero off it)."""
+        if not self.learned_S:
+            return self.S_T.T
+        S = torch.zeros(self.S_T.shape[1], self.S_T.shape[0], dtype=self.sto.dtype, device=self.sto.device)
+        return S.index_put((self.sto_met, self.sto_rxn), self.sto, accumulate=True)
+
+    def substrate_powers(self) -> torch.Tensor:
+        """|s| of every substrate edge: given, or |learned coefficient| of the same (metabolite, reaction)."""
+        learned = self.sto.abs()[self.sub_to_sto.clamp_min(0)]
+        return torch.where(self.sub_to_sto >= 0, learned, self.sub_pow.to(learned.dtype))
 
     def forward(self, c: torch.Tensor, sub_queries: torch.Tensor | None = None) -> Output:
         batch = c.shape[0]
-        x = torch.stack([c[:, self.pair_met], self.pair_pow.expand(batch, -1)], dim=-1).reshape(-1, 2)
-        if sub_queries is not None:  # regularisers' points ride along in the same MLP_sub call
-            x = torch.cat([x, sub_queries], dim=0)
-        out = self.sub(x).squeeze(-1)
-        if self.softplus == "per_edge":  # the message is softplus(MLP_sub): regularisers see the message too
-            out = F.softplus(out)
-        if self.gate == "concentration":
-            out = out * x[:, 0]
-        n_pair = batch * len(self.pair_met)
-        msg = out[:n_pair].reshape(batch, -1)[:, self.edge_pair]  # (B, E)
-        if self.aggregation == "mul":
-            agg = torch.exp(torch.log(msg.abs().clamp_min(LOG_FLOOR)) @ self.incidence)
+        n_q = 0 if sub_queries is None else len(sub_queries)
+        S_T = self.stoichiometry().T.to(c.dtype) if self.learned_S else self.S_T.to(c.dtype)
+        anchors = None
+        if self.exponent == "power":  # msg(c, |s|) = msg(c, 1)^|s|: one MLP_sub row per substrate metabolite
+            x = torch.stack([c[:, self.met_u], torch.ones_like(c[:, self.met_u])], dim=-1).reshape(-1, 2)
+        elif self.learned_S:  # exponents differ per edge: one MLP_sub row per edge, not per (metabolite, |s|)
+            powers = self.substrate_powers().to(c.dtype)
+            x = torch.stack([c[:, self.sub_met], powers.expand(batch, -1)], dim=-1).reshape(-1, 2)
+            # the origin gate's anchors: (0, |s_e|) per edge, then (0, 1) for the regularisers' queries
+            which = torch.cat([torch.arange(len(powers), device=c.device).repeat(batch),
+                               torch.full((n_q,), len(powers), dtype=torch.long, device=c.device)])
+            anchors = (torch.cat([powers, powers.new_ones(1)]), which)
         else:
-            agg = msg @ self.incidence
+            x = torch.stack([c[:, self.pair_met], self.pair_pow.to(c.dtype).expand(batch, -1)], dim=-1).reshape(-1, 2)
+        if sub_queries is not None:  # regularisers' points ride along in the same MLP_sub call
+            x = torch.cat([x, sub_queries.to(c.dtype)], dim=0)
+        out = self._messages(x, *(anchors or (None, None)))
+        rows = out[: x.shape[0] - n_q].reshape(batch, -1)
+        if self.exponent == "power":
+            powers = self.substrate_powers() if self.learned_S else self.sub_pow
+            log_msg = powers.to(c.dtype) * torch.log(rows[:, self.edge_met].abs().clamp_min(LOG_FLOOR))  # (B, E)
+            agg = torch.exp(log_msg @ self.incidence.to(c.dtype)) if self.aggregation == "mul" else \
+                torch.exp(log_msg) @ self.incidence.to(c.dtype)
+        else:
+            msg = rows if self.learned_S else rows[:, self.edge_pair]  # (B, E)
+            agg = torch.exp(torch.log(msg.abs().clamp_min(LOG_FLOOR)) @ self.incidence.to(c.dtype)) \
+                if self.aggregation == "mul" else msg @ self.incidence.to(c.dtype)
         if self.softplus == "after_product":
             agg = F.softplus(agg)
         v = agg * torch.pow(10.0, self.log_k)
         node = self.homeostasis(c)
-        return Output(v @ self.S_T + node, node, out[n_pair:] if sub_queries is not None else None)
+        return Output(v @ S_T + node, node, out[x.shape[0] - n_q:] if sub_queries is not None else None)
 
     def substrate(self, c: torch.Tensor, s: torch.Tensor | float) -> torch.Tensor:
         """The per-edge message the product uses (softplus and gate applied), so alpha and the fitted
         exponent judge what the rates actually see."""
-        msg = super().substrate(c, s)
-        msg = F.softplus(msg) if self.softplus == "per_edge" else msg
-        return msg * c if self.gate == "concentration" else msg
+        if self.exponent == "power":
+            return self._messages(torch.stack([c, torch.ones_like(c)], dim=-1)).abs() ** float(s)
+        s = torch.as_tensor(s, dtype=c.dtype, device=c.device).expand_as(c)
+        return self._messages(torch.stack([c, s], dim=-1))
+
+    def prior_penalty(self) -> torch.Tensor | None:
+        if self.k_prior == 0 or not bool(self.k_prior_mask.any()):
+            return None
+        one = torch.ones(1, dtype=self.log_k_param.dtype, device=self.log_k_param.device)
+        log_alpha = torch.log10(self.substrate(one, 1.0).abs().clamp_min(LOG_FLOOR))
+        corrected = self.log_k_param + self.k_param_n_sub * log_alpha
+        return self.k_prior * ((corrected[self.k_prior_mask] - self.k_prior_mean) ** 2).sum()

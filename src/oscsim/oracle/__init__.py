@@ -1,4 +1,4 @@
 """The identifiability ceiling (pure science); `python -m oscsim.oracle` is its command line."""
-from .estimate import least_squares_k, oracle, structural_guess
+from .estimate import least_squares_k, oracle, structured_estimate
 
-__all__ = ["least_squares_k", "oracle", "structural_guess"]
+__all__ = ["least_squares_k", "oracle", "structured_estimate"]

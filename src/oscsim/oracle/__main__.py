@@ -9,16 +9,18 @@ from omegaconf import DictConfig
 
 from ..cli import hydra_entry
 from ..simulate import dataset_for
-from .estimate import oracle
+from .estimate import exact_rollout_scores, oracle
 
 KEYS = ("rate_constants_R2", "trimmed_R2", "n_outliers", "slope", "rate_constants_R2_identifiable",
-        "n_outliers_identifiable", "max_abs_error_identifiable", "n_identifiable", "n_unidentifiable")
+        "n_outliers_identifiable", "max_abs_error_identifiable", "n_identifiable", "n_unidentifiable",
+        "exact_test_R2_float32", "exact_rollout_horizon_float32", "exact_test_R2_float64", "exact_rollout_horizon_float64")
 
 
 def run(cfg: DictConfig) -> dict:
     ds = dataset_for(cfg)
     p = ds.params
     m = oracle(ds.network, ds.concentrations, ds.dcdt, (p.log_k_min, p.log_k_max))
+    m.update(exact_rollout_scores(ds.network, ds.concentrations, min(int(cfg.rollout_frames), p.n_frames - 2), p.delta_t))
     (ds.path / "oracle.json").write_text(json.dumps(m, indent=2))
     print(f"identifiability ceiling of {p.name} ({ds.path}):")
     for k in KEYS:
