@@ -94,7 +94,8 @@ def training_bytes(cfg: DictConfig, net: Any, sizes: dict[str, int]) -> tuple[in
 
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     with torch.device("meta"):
-        model = build_model(net, model_cfg, hidden_dim_sub=sizes["hidden_dim_sub"], n_layers_sub=sizes["n_layers_sub"],
+        model = build_model(net, model_cfg, (cfg.simulation.log_k_min, cfg.simulation.log_k_max),
+                            hidden_dim_sub=sizes["hidden_dim_sub"], n_layers_sub=sizes["n_layers_sub"],
                             hidden_dim_node=sizes["hidden_dim_node"], n_layers_node=sizes["n_layers_node"])
     n_params = sum(p.numel() for p in model.parameters())
     activations = 0
