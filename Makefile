@@ -77,7 +77,7 @@ sweep-tpe: $(STAMP)
 	  hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS)
 
 dashboard: $(STAMP)
-	$(BIN)/optuna-dashboard sqlite:///multirun/oscsim.db --host 127.0.0.1 --port 8080
+	$(BIN)/optuna-dashboard $$($(PYTHON) -m oscsim.sweep.settings) --host 127.0.0.1 --port 8080
 
 tensorboard: $(STAMP)
 	$(BIN)/tensorboard --logdir multirun --host 127.0.0.1 --port 6006

@@ -13,6 +13,12 @@ from oscsim.config import CONF_DIR
 from oscsim.dataset import simulate
 from oscsim.params import SimulationParams
 
+# Where the reference figure comes from: not this script; measured side by side with it (issue 12).
+LAB_MEDIAN_IPS = 75
+LAB_REFERENCE = ("lab's trainer: 62-80 it/s, median 75, measured on the 2-core CPU by a reviewer on 2026-11-28 "
+                 "(issue 12): Batch 1 config, one thread, plotting off, first 20 iterations excluded, five runs "
+                 "alternating with this script; it is not measured here")
+
 
 def bench_simulator(name: str, repeats: int = 3) -> None:
     p = SimulationParams.from_mapping(yaml.safe_load((CONF_DIR / "simulation" / f"{name}.yaml").read_text()))
@@ -55,7 +61,8 @@ def main() -> None:
         for compile_ in (False, True):
             ips, n = bench_training(args.iterations, threads, compile_)
             print(f"train Batch 1 baseline (faithful, rank_50): {n} iterations, threads={threads}, "
-                  f"compile={compile_}: {ips:.0f} it/s (lab's trainer: 50 it/s)")
+                  f"compile={compile_}: {ips:.0f} it/s ({ips / LAB_MEDIAN_IPS:.1f}x the lab's trainer's median)")
+    print(f"reference: {LAB_REFERENCE}")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig
 
+from oscsim.config import CONF_DIR
 from oscsim.network import Network
 from oscsim.params import SimulationParams
 
@@ -21,6 +26,21 @@ def regime(name: str, **changes) -> SimulationParams:
 @pytest.fixture
 def tiny() -> SimulationParams:
     return regime("tiny")
+
+
+@pytest.fixture
+def compose_config(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
+    """``compose_config(*overrides, hydra=False)``: conf/config.yaml composed by Hydra's compose API, the way
+    the commands compose it (as the Lightning-Hydra template's config fixtures do). data_dir points into the
+    test's tmp_path, so a test that runs what it composed writes nothing in the repository."""
+
+    def compose_(*overrides: str, hydra: bool = False) -> DictConfig:
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            return compose("config", overrides=[f"data_dir={tmp_path / 'data'}", *overrides],
+                           return_hydra_config=hydra)
+
+    yield compose_
+    GlobalHydra.instance().clear()
 
 
 def hand_network(log_k, substrate_edges, signed_edges, n_met=3, lam=(0.0,), base=(0.0,)) -> Network:

@@ -2,9 +2,10 @@ import subprocess
 import sys
 
 import pytest
-from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
-from oscsim.config import CONF_DIR, precheck, simulation_params, validate
+from oscsim.cli import precheck
+from oscsim.config import simulation_params, validate
 from oscsim.params import ConfigError
 
 
@@ -41,21 +42,18 @@ def test_sweep_values_are_each_checked(capsys):
     precheck("config", ["lr_k=0.002,0.005"])  # both fine: returns
 
 
-def test_compose_every_regime():
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        for name in ("oscillatory_rank_50", "oscillatory_rank_20", "oscillatory_rank_70", "tiny"):
-            cfg = compose("config", overrides=[f"simulation={name}"])
-            validate(cfg)
-            assert simulation_params(cfg).name == name
-        cfg = compose("config")
-        assert cfg.simulation.n_metabolites == 100 and cfg.simulation.n_reactions == 256
-
-
-def test_validate_raises_config_error_directly():
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=["lr_sub=0"])
-    with pytest.raises(ConfigError, match="lr_sub=0"):
+def test_compose_every_regime(compose_config):
+    for name in ("oscillatory_rank_50", "oscillatory_rank_20", "oscillatory_rank_70", "tiny"):
+        cfg = compose_config(f"simulation={name}")
         validate(cfg)
+        assert simulation_params(cfg).name == name
+    cfg = compose_config()
+    assert cfg.simulation.n_metabolites == 100 and cfg.simulation.n_reactions == 256
+
+
+def test_validate_raises_config_error_directly(compose_config):
+    with pytest.raises(ConfigError, match="lr_sub=0"):
+        validate(compose_config("lr_sub=0"))
 
 
 def test_cli_rejects_before_any_work(tmp_path):
@@ -66,9 +64,17 @@ def test_cli_rejects_before_any_work(tmp_path):
     assert not any(tmp_path.iterdir())  # nothing generated, no run directory
 
 
-def test_slurm_example_launcher_composes_with_one_gpu_per_job():
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=["sweep=ucb", "hydra/launcher=slurm_gpu"], return_hydra_config=True)
+def test_slurm_example_launcher_composes_with_one_gpu_per_job(compose_config):
+    cfg = compose_config("sweep=ucb", "hydra/launcher=slurm_gpu", hydra=True)
     assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
     assert cfg.hydra.launcher.gpus_per_node == 1 and cfg.hydra.launcher.array_parallelism == 4
     assert cfg.hydra.sweeper.sampler == "ucb_tree" and cfg.hydra.sweeper.n_parallel == 4
+
+
+@pytest.mark.parametrize("sweep", ["ucb", "tpe", "random", "ucb_seeds", "lab_batches"])
+def test_every_sweep_config_shares_the_common_block(compose_config, sweep):
+    cfg = compose_config(f"sweep={sweep}", "simulation=tiny", hydra=True)
+    assert cfg.hydra.sweeper._target_ == "hydra_plugins.oscsim_sweeper.sweeper.OscsimOptunaSweeper"
+    assert OmegaConf.to_container(cfg.hydra.sweep) == {"dir": "multirun/${hydra.sweeper.study_name}",
+                                                       "subdir": "iter_${sweep_trial.iter}"}
+    assert cfg.hydra.sweep.dir == f"multirun/{cfg.hydra.sweeper.study_name}"

@@ -15,7 +15,6 @@ from oscsim.sweep.experiment_log import (
     render_log,
     render_ucb_scores,
     visual_text,
-    write_atomic,
 )
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -197,11 +196,3 @@ def test_ucb_scores_format_and_roundtrip():
                        "Pearson": 0.488, "mutation": "lr_k: 0.005 -> 0.01"}
     assert back[1]["parent"] == 2 and back[1]["Pearson"] is None and back[1]["mutation"] is None
     assert render_ucb_scores(rows, block=1).startswith("# UCB scores: block 1 (c=1.414, N_total=2)\nNode 136")
-
-
-def test_write_atomic(tmp_path):
-    p = tmp_path / "sub" / "x_analysis.md"
-    write_atomic(p, "a\n")
-    write_atomic(p, "b\n")
-    assert p.read_text() == "b\n"
-    assert [f.name for f in p.parent.iterdir()] == ["x_analysis.md"]  # no temp file left behind

@@ -8,7 +8,6 @@ from oscsim.sweep.tree import (
     Node,
     batch_of,
     block_of,
-    format_ucb_line,
     puct_scores,
     slot_of,
     visit_counts,
@@ -65,11 +64,3 @@ def test_numbering() -> None:
     assert [slot_of(i, 4) for i in (1, 2, 4, 5, 8)] == [0, 1, 3, 0, 3]
     with pytest.raises(ValueError):
         block_of(0, 12)
-
-
-def test_format_ucb_line() -> None:
-    row = {"id": 136, "ucb": 2.1059, "parent": "root", "visits": 1, "R2": 0.6921, "Pearson": 0.488,
-           "mutation": "lr_k: 0.005 -> 0.01"}
-    assert format_ucb_line(row) == (
-        "Node 136: UCB=2.106, parent=root, visits=1, R2=0.692, Pearson=0.488, Mutation=lr_k: 0.005 -> 0.01"
-    )

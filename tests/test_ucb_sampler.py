@@ -12,7 +12,9 @@ from optuna.distributions import FloatDistribution as Flt
 from optuna.distributions import IntDistribution as Int
 from optuna.trial import TrialState
 
-from oscsim.sweep.ucb_sampler import UCBTreeSampler, _step
+from oscsim.sweep.scores import block_scores, tree_nodes
+from oscsim.sweep.moves import step as _step
+from oscsim.sweep.ucb_sampler import UCBTreeSampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -202,9 +204,9 @@ def test_failed_trials_do_not_break_the_sampler() -> None:
     for t in study.trials:
         assert in_space(t.params)
         assert t.user_attrs["parent"] not in failed  # a failed config is never a parent
-    rows = sampler.ucb_rows(study, block=1)
-    assert {r["id"] for r in rows} == set(range(1, 13))
-    assert {r["id"] for r in rows if r["R2"] is None} == {2, 9, 10, 11, 12}
+    nodes = [n for n in tree_nodes(study, 12) if n.block == 1]
+    assert set(block_scores(nodes, 1, 1.414)) == set(range(1, 13))
+    assert {n.iteration for n in nodes if n.reward is None} == {2, 9, 10, 11, 12}
     # block 2 still starts from the best completed node
     best = max((t for t in study.trials[:12] if t.value is not None), key=lambda t: t.value)
     assert study.trials[12].params == best.params
@@ -321,12 +323,14 @@ def test_block_without_completed_node_restarts_from_its_root() -> None:
         # block-1 nodes are never parents in block 2, even when block 2 has no usable node
         assert a["parent"] is None and a["parent_rule"] == "root (no completed node in block)"
         assert len(diff(t.params, root)) == 1
-    rows = sampler.ucb_rows(study)  # latest block = 2
-    assert sorted(r["id"] for r in rows) == list(range(13, 25))
+    nodes = [n for n in tree_nodes(study, 12) if n.block == 2]
+    scores = block_scores(nodes, 2, 1.414)
+    assert sorted(scores) == list(range(13, 25))
     c_sqrt_n = 1.414 * math.sqrt(12)
-    for r in rows:
-        assert r["ucb"] == pytest.approx((r["R2"] or 0.0) + c_sqrt_n / (1 + r["visits"]))
-        assert r["parent"] == "root" or 13 <= r["parent"] <= 24
+    for n in nodes:
+        s = scores[n.iteration]
+        assert s.ucb == pytest.approx((n.reward or 0.0) + c_sqrt_n / (1 + s.visits))
+        assert n.parent is None or 13 <= n.parent <= 24
 
 
 def test_no_duplicate_config_in_a_small_space() -> None:

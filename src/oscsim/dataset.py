@@ -6,21 +6,20 @@ under an exclusive file lock, so processes that start together generate it once 
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
-import tempfile
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
 
 from .dynamics import MassAction, activity_rank, initial_concentrations, integrate
+from .files import atomic_write as _atomic_write
+from .files import locked as _locked
+from .files import write_json as _write_json
 from .network import Network, build_network, unidentifiable_reactions
 from .params import SimulationParams
 
@@ -92,34 +91,6 @@ def dataset_dir(p: SimulationParams, root: str | os.PathLike) -> Path:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_json(path: Path, obj) -> None:
-    _atomic_write(path, lambda fh: fh.write(json.dumps(obj, indent=2).encode()))
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def save(ds: Dataset, d: Path) -> None:

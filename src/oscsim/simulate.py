@@ -7,7 +7,8 @@ import json
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 
-from .config import hydra_entry, simulation_params
+from .cli import hydra_entry
+from .config import simulation_params
 from .dataset import Dataset, load_or_simulate
 
 

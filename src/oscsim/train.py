@@ -19,7 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from . import losses as L
-from .config import EXTRA_CONFIG_KEYS, LAB_CONFIG_KEYS, hydra_entry, validate
+from .cli import hydra_entry
+from .config import EXTRA_CONFIG_KEYS, LAB_CONFIG_KEYS, validate
 from .evaluate import evaluate, rate_constant_scores
 from .metrics import trial_status
 from .models import build_model

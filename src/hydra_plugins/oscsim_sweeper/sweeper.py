@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any, List
 
@@ -14,19 +15,18 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
+from oscsim.sweep.settings import SweepSettings, default_storage, default_study_name
+
 log = logging.getLogger(__name__)
 
 
-def settings_from(cfg: DictConfig, sweep_dir: Path, extra_params: dict[str, Any] | None = None):
+def settings_from(cfg: DictConfig, sweep_dir: Path, extra_params: dict[str, Any] | None = None) -> SweepSettings:
     """SweepSettings from a composed config's `hydra.sweeper`, with defaults filled in."""
-    from oscsim.sweep.runner import SweepSettings
-
     s = OmegaConf.to_container(cfg.hydra.sweeper, resolve=True)
     s.pop("_target_", None)
     s["params"] = {**(s.get("params") or {}), **(extra_params or {})}
-    s["study_name"] = s.get("study_name") or f"{cfg.simulation.name}_{s.get('sampler', 'ucb_tree')}"
-    # one SQLite file for every study under the multirun root, so one dashboard shows them all
-    s["storage"] = s.get("storage") or f"sqlite:///{sweep_dir.resolve().parent}/oscsim.db"
+    s["study_name"] = s.get("study_name") or default_study_name(cfg.simulation.name, s["sampler"])
+    s["storage"] = s.get("storage") or default_storage(sweep_dir)
     return SweepSettings(**s)
 
 
@@ -64,10 +64,28 @@ def build_runner(cfg: DictConfig, arguments: List[str], config_loader: Any = Non
                        f"simulation_{cfg.simulation.name}", simulation_params(cfg).digest(), regime_lines(cfg))
 
 
+def _exit_on_study_error(cfg: DictConfig, arguments: List[str], config_loader: Any = None):
+    """build_runner, or one line `error: ...` and exit 2 when the study cannot be used as asked."""
+    from oscsim.sweep.space import SearchSpaceError
+    from oscsim.sweep.study import StudyError
+
+    try:
+        return build_runner(cfg, arguments, config_loader)
+    except (StudyError, SearchSpaceError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def check_study(cfg: DictConfig, arguments: List[str]) -> None:
+    """Open the sweep's study and close it again, so that a bad search space, sampler, storage URL or a study
+    made under other settings stops with one line before any trial runs."""
+    _exit_on_study_error(cfg, arguments).storage.remove_session()
+
+
 class OscsimOptunaSweeper(Sweeper):
     def __init__(self, **settings: Any) -> None:
+        # Hydra passes hydra.sweeper's fields; sweep() reads them from the composed config (with the defaults)
         super().__init__()
-        self.settings = settings
         self.config: DictConfig | None = None
         self.launcher = None
         self.hydra_context: HydraContext | None = None
@@ -96,7 +114,7 @@ class OscsimOptunaSweeper(Sweeper):
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        runner = build_runner(self.config, arguments, self.hydra_context.config_loader)
+        runner = _exit_on_study_error(self.config, arguments, self.hydra_context.config_loader)
         study = runner.run(self._launch)
         done = [t for t in study.get_trials(deepcopy=False) if t.values]
         best = [] if not done else study.best_trials if len(study.directions) > 1 else [study.best_trial]

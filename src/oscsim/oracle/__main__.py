@@ -7,7 +7,7 @@ import json
 
 from omegaconf import DictConfig
 
-from ..config import hydra_entry
+from ..cli import hydra_entry
 from ..simulate import dataset_for
 from .estimate import exact_rollout_scores, oracle
 

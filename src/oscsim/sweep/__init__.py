@@ -1,2 +1,3 @@
-"""Hyper-parameter sweep: a PUCT tree over trials (``tree``) and an Optuna sampler built on it
-(``ucb_sampler``). Kept import-light on purpose: importing this package must not pull in torch."""
+"""Hyper-parameter sweep: the PUCT tree (``tree``, ``scores``), the UCB sampler (``ucb_sampler`` with its
+``moves``, ``move_stats`` and ``planner``), the study runner and the experiment log. Kept import-light on
+purpose: importing this package must not pull in torch."""

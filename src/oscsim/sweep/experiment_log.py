@@ -8,11 +8,8 @@ log line for line (SPEC §5) so that the lab's parser can still read what oscsim
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 # An MLP_sub exponent within this distance of the true power |s| counts as a learned power law.
@@ -204,8 +201,11 @@ def observation_text(rec: TrialRecord, by_iter: dict[int, TrialRecord]) -> str:
 
 
 def _reward(rec: TrialRecord) -> float | None:
+    # as the UCB tree sees it (sweep.scores): a pruned or crashed trial has no result, whatever R2 it logged
+    if rec.status in ("running", "pruned") or "error" in rec.metrics:
+        return None
     r = _num(rec.metrics.get("rate_constants_R2"))
-    return r if rec.status != "running" and r is not None and math.isfinite(r) else None
+    return r if r is not None and math.isfinite(r) else None
 
 
 # ----------------------------------------------------------------------------------------------- render
@@ -397,20 +397,3 @@ def parse_ucb_scores(text: str) -> list[dict]:
                          "Pearson": None if math.isnan(pearson) else pearson,
                          "mutation": _mutation(m.group(7))})
     return rows
-
-
-def write_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write via a temp file in the same directory + os.replace, so readers never see a half-written log."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -11,8 +11,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..config import EXTRA_CONFIG_KEYS, LAB_CONFIG_KEYS
-from .experiment_log import TrialRecord, render_log, render_ucb_scores, write_atomic
-from .tree import Node, batch_of, block_of, puct_scores, slot_of
+from ..files import write_text
+from .experiment_log import TrialRecord, render_log, render_ucb_scores
+from .scores import block_scores, by_score, tree_nodes
+from .tree import batch_of, block_of, slot_of
 
 # The Config: line: the lab's keys in its order, then oscsim's other training keys (oscsim.config).
 CONFIG_KEYS = LAB_CONFIG_KEYS + EXTRA_CONFIG_KEYS
@@ -40,9 +42,10 @@ def trial_record(t: FrozenTrial, base: dict[str, Any], n_parallel: int, n_iter_b
     return TrialRecord(
         iter=it,
         parent=a.get("parent"),
-        block=int(a.get("block") or block_of(it, n_iter_block)),
-        batch=int(a.get("batch") or batch_of(it, n_parallel)),
-        slot=int(a.get("slot") if a.get("slot") is not None else slot_of(it, n_parallel)),
+        # from the iteration alone (tree.py), whichever sampler ran: the UCB sampler's attrs say the same
+        block=block_of(it, n_iter_block),
+        batch=batch_of(it, n_parallel),
+        slot=slot_of(it, n_parallel),
         role=str(a.get("role") or "sampled"),
         strategy=str(a.get("strategy") or f"{a.get('sampler', 'sampler')} proposal"),
         config=config,
@@ -53,16 +56,22 @@ def trial_record(t: FrozenTrial, base: dict[str, Any], n_parallel: int, n_iter_b
     )
 
 
-def ucb_rows(records: list[TrialRecord], block: int, c: float) -> list[dict]:
-    """PUCT rows over the finished nodes of one block, for `<name>_ucb_scores.txt`."""
-    done = [r for r in records if r.block == block and r.status != "running"]
-    ids = {r.iter for r in done}
-    nodes = [Node(r.iter, r.parent if r.parent in ids else None, r.metrics.get("rate_constants_R2")
-                  if r.status not in ("failed",) else None, block) for r in done]
-    scores = puct_scores(nodes, c) if nodes else {}
-    return [{"id": r.iter, "ucb": scores[r.iter].ucb, "parent": "root" if r.parent is None else r.parent,
-             "visits": scores[r.iter].visits, "R2": r.metrics.get("rate_constants_R2"),
-             "Pearson": r.metrics.get("test_pearson"), "mutation": r.mutation} for r in done]
+def ucb_rows(study: optuna.Study, trials: list[FrozenTrial], records: list[TrialRecord], n_iter_block: int,
+             c: float) -> tuple[int, list[dict]]:
+    """The latest block with a finished node and its rows for `<name>_ucb_scores.txt`, best first, scored
+    exactly as the UCB sampler scores them (`scores`): R2 is the reward the tree used (as told, clipped).
+    ``trials`` is the snapshot ``records`` were made from."""
+    nodes = tree_nodes(study, n_iter_block, trials=trials)
+    block = max((n.block for n in nodes), default=1)
+    scores = block_scores(nodes, block, c)
+    by_iter = {r.iter: r for r in records}
+    rows = []
+    for n in by_score([n for n in nodes if n.block == block], scores):
+        rec = by_iter[n.iteration]
+        rows.append({"id": n.iteration, "ucb": scores[n.iteration].ucb, "parent": "root" if n.parent is None else n.parent,
+                     "visits": scores[n.iteration].visits, "R2": n.value, "Pearson": rec.metrics.get("test_pearson"),
+                     "mutation": rec.mutation})
+    return block, rows
 
 
 def write_reports(study: optuna.Study, out_dir: Path, title: str, base: dict[str, Any], n_parallel: int,
@@ -73,8 +82,7 @@ def write_reports(study: optuna.Study, out_dir: Path, title: str, base: dict[str
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path = out_dir / f"{study.study_name}_analysis.md"
     ucb_path = out_dir / f"{study.study_name}_ucb_scores.txt"
-    write_atomic(log_path, render_log(title, records, n_parallel, n_iter_block, regime_lines))
-    finished = [r for r in records if r.status != "running"]
-    block = max((r.block for r in finished), default=1)
-    write_atomic(ucb_path, render_ucb_scores(ucb_rows(records, block, c), block=block, c=c))
+    write_text(log_path, render_log(title, records, n_parallel, n_iter_block, regime_lines))
+    block, rows = ucb_rows(study, trials, records, n_iter_block, c)
+    write_text(ucb_path, render_ucb_scores(rows, block=block, c=c))
     return log_path, ucb_path

@@ -7,14 +7,16 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import optuna
 
 from .study import make_pruner
 
+if TYPE_CHECKING:  # the training loop defines the callback it accepts; importing it at run time would load torch
+    from ..train import Report
+
 log = logging.getLogger(__name__)
-Report = Callable[[int, float], bool]
 
 
 def trial_reporter(sweep_trial: Mapping[str, Any]) -> Report | None:

@@ -4,13 +4,12 @@ Hydra-agnostic: the plugin hands it a `launch` function (whatever Hydra launcher
 base configuration. Numbering, blocks and the UCB tree live in the study, so the same command resumes."""
 from __future__ import annotations
 
-import fcntl
 import logging
 import threading
 import warnings
 import zlib
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -18,7 +17,9 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import Trial, TrialState
 
+from ..files import locked
 from . import records
+from .settings import SweepSettings
 from .space import describe, override_value, parse_search_space
 from .study import make_pruner, make_sampler, objective_values, open_storage, open_study
 
@@ -34,27 +35,6 @@ class Outcome:
 
 
 Launch = Callable[[list[list[str]], list[int]], Sequence[Outcome]]
-
-
-@dataclass
-class SweepSettings:
-    sampler: str = "ucb_tree"
-    study_name: str = "oscsim"
-    storage: str = ""
-    n_trials: int = 8
-    n_parallel: int = 4
-    n_iter_block: int = 12
-    ucb_c: float = 1.414
-    seed: int = 0
-    objectives: list[str] = field(default_factory=lambda: ["rate_constants_R2", "test_R2"])
-    directions: list[str] = field(default_factory=lambda: ["maximize", "maximize"])
-    params: dict[str, Any] = field(default_factory=dict)
-    first_batch_params: list[str] | None = None
-    heartbeat_interval: int | None = 30
-    grace_period: int | None = None
-    max_retry: int = 1
-    pruner: str | None = None
-    enqueue: list[dict[str, Any]] = field(default_factory=list)
 
 
 def suggest(trial: Trial, name: str, dist: BaseDistribution) -> Any:
@@ -91,12 +71,8 @@ def budget_lock(storage: optuna.storages.RDBStorage, study_name: str) -> Iterato
             finally:
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
     elif url.startswith("sqlite:///") and storage.engine.url.database not in (None, "", ":memory:"):
-        with open(f"{storage.engine.url.database}.{key}.lock", "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with locked(f"{storage.engine.url.database}.{key}.lock"):
+            yield
     else:
         yield
 

@@ -24,8 +24,6 @@ class Node:
     parent: int | None  # iteration of the parent node; None = the block's root configuration
     reward: float | None  # rate_constants_R2; None = running / failed
     block: int
-    pearson: float | None = None
-    mutation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,16 +96,3 @@ def puct_scores(
         r = failed_reward if n.reward is None else float(n.reward)
         out[n.id] = NodeScore(ucb=r + explore / (1 + visits[n.id]), visits=visits[n.id], reward=n.reward)
     return out
-
-
-def _fmt(v: float | None) -> str:
-    return "None" if v is None else f"{v:.3f}"
-
-
-def format_ucb_line(row: dict) -> str:
-    """One line of ``<name>_ucb_scores.txt`` from a row of ``UCBTreeSampler.ucb_rows``:
-    ``Node 136: UCB=2.106, parent=root, visits=1, R2=0.692, Pearson=0.488, Mutation=...``."""
-    return (
-        f"Node {row['id']}: UCB={_fmt(row['ucb'])}, parent={row['parent']}, visits={row['visits']}, "
-        f"R2={_fmt(row['R2'])}, Pearson={_fmt(row['Pearson'])}, Mutation={row['mutation'] or 'None'}"
-    )

@@ -1,0 +1,45 @@
+"""The settings of a sweep (`hydra.sweeper.*`), declared once: the Hydra plugin's config node extends this
+dataclass, and the runner reads it. Also where a sweep's study lives by default."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# One SQLite file for every study under a multirun root, so one dashboard shows them all.
+STORAGE_FILE = "oscsim.db"
+MULTIRUN_ROOT = "multirun"  # Hydra's multirun root in conf/ (hydra.sweep.dir = multirun/<study>)
+
+
+@dataclass
+class SweepSettings:
+    sampler: str = "ucb_tree"  # ucb_tree | tpe | random | grid
+    study_name: str | None = None  # default: <regime>_<sampler>
+    storage: str | None = None  # default: default_storage(hydra.sweep.dir)
+    n_trials: int = 8  # trials in the study (running the command again resumes up to this)
+    n_parallel: int = 4  # trials per batch, launched together (the lab's slots)
+    n_iter_block: int = 12
+    ucb_c: float = 1.414
+    seed: int = 0  # sampler seed
+    objectives: list[str] = field(default_factory=lambda: ["rate_constants_R2", "test_R2"])
+    directions: list[str] = field(default_factory=lambda: ["maximize", "maximize"])
+    params: dict[str, Any] = field(default_factory=dict)  # search space, Hydra's sweep grammar
+    first_batch_params: list[str] | None = None  # UCB: parameters of a block's initial spread
+    heartbeat_interval: int | None = 30  # seconds; a worker silent for longer is failed and retried
+    grace_period: int | None = None
+    max_retry: int = 1
+    pruner: str | None = None  # none | median | wilcoxon
+    enqueue: list[Any] = field(default_factory=list)  # configurations to run first ({id, params, attrs})
+
+
+def default_storage(sweep_dir: str | Path) -> str:
+    """The study's storage when none is set: one SQLite file in the directory above the sweep's."""
+    return f"sqlite:///{Path(sweep_dir).resolve().parent}/{STORAGE_FILE}"
+
+
+def default_study_name(regime: str, sampler: str) -> str:
+    return f"{regime}_{sampler}"
+
+
+if __name__ == "__main__":  # `make dashboard`: the default storage of sweeps run from here
+    print(default_storage(Path(MULTIRUN_ROOT) / "any_study"))
