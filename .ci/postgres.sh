@@ -11,11 +11,15 @@ start_postgres() {
   PGDATA_DIR=$(mktemp -d /tmp/oscsim-pg.XXXXXX)
   chown postgres: "$PGDATA_DIR"
   su postgres -s /bin/sh -c "$bin/initdb -D $PGDATA_DIR -A trust -U postgres >/dev/null"
-  su postgres -s /bin/sh -c "$bin/pg_ctl -D $PGDATA_DIR -w -l $PGDATA_DIR/server.log \
-    -o '-p $PG_PORT -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=200' start >/dev/null"
+  # settings in the data directory, so a test can stop and start the server with pg_ctl alone
+  printf "port = %s\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '/tmp'\nmax_connections = 200\n" \
+    "$PG_PORT" >> "$PGDATA_DIR/postgresql.conf"
+  su postgres -s /bin/sh -c "$bin/pg_ctl -D $PGDATA_DIR -w -l $PGDATA_DIR/server.log start >/dev/null"
   su postgres -s /bin/sh -c "$bin/createdb -h 127.0.0.1 -p $PG_PORT -U postgres oscsim_test"
   PG_BIN=$bin
   export OSCSIM_TEST_POSTGRES_URL="postgresql://postgres@127.0.0.1:$PG_PORT/oscsim_test"
+  # for the outage test: `su postgres -c "$OSCSIM_TEST_PG_CTL -D $OSCSIM_TEST_PGDATA stop|start"`
+  export OSCSIM_TEST_PG_CTL="$bin/pg_ctl" OSCSIM_TEST_PGDATA="$PGDATA_DIR"
   echo "PostgreSQL running: $OSCSIM_TEST_POSTGRES_URL"
 }
 

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import optuna
 
-from .study import make_pruner
+from .resilient import retry
+from .study import make_pruner, open_storage
 
 if TYPE_CHECKING:  # the training loop defines the callback it accepts; importing it at run time would load torch
     from ..train import Report
@@ -26,7 +27,7 @@ def trial_reporter(sweep_trial: Mapping[str, Any]) -> Report | None:
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        study = optuna.load_study(study_name=sweep_trial["study_name"], storage=sweep_trial["storage"],
+        study = optuna.load_study(study_name=sweep_trial["study_name"], storage=open_storage(sweep_trial["storage"]),
                                   pruner=make_pruner(sweep_trial["pruner"]))
     if len(study.directions) > 1:
         log.warning("pruning needs a single objective; this study has %d", len(study.directions))
@@ -37,7 +38,7 @@ def trial_reporter(sweep_trial: Mapping[str, Any]) -> Report | None:
     def report(step: int, value: float) -> bool:
         if not math.isfinite(value):
             return False
-        trial.report(float(value), int(step))
-        return bool(trial.should_prune())
+        retry(lambda: trial.report(float(value), int(step)), "report")
+        return bool(retry(trial.should_prune, "should_prune"))
 
     return report

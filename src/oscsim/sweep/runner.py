@@ -19,6 +19,7 @@ from optuna.trial import Trial, TrialState
 
 from ..files import locked
 from . import records
+from .resilient import is_transient, retry, seconds_since_recovery
 from .settings import SweepSettings
 from .space import describe, override_value, parse_search_space
 from .study import make_pruner, make_sampler, objective_values, open_storage, open_study
@@ -56,7 +57,7 @@ def trials_used(study: optuna.Study) -> int:
 
 
 @contextmanager
-def budget_lock(storage: optuna.storages.RDBStorage, study_name: str) -> Iterator[None]:
+def budget_lock(storage: Any, study_name: str) -> Iterator[None]:
     """Serialise "count the trials, then ask" across workers sharing a study, so that together they run
     exactly n_trials: a PostgreSQL advisory lock, or a file lock beside a SQLite database."""
     url = str(storage.engine.url)
@@ -64,12 +65,26 @@ def budget_lock(storage: optuna.storages.RDBStorage, study_name: str) -> Iterato
     if url.startswith("postgresql"):
         from sqlalchemy import text
 
-        with storage.engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        def acquire() -> Any:
+            conn = storage.engine.connect()
             try:
-                yield
-            finally:
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+                return conn
+            except Exception:
+                conn.close()
+                raise
+
+        conn = retry(acquire, "budget lock")
+        try:
+            yield
+        finally:
+            try:
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            except Exception as e:  # the server went away: the lock went with the session
+                if not is_transient(e):
+                    raise
+            finally:
+                conn.close()
     elif url.startswith("sqlite:///") and storage.engine.url.database not in (None, "", ":memory:"):
         with locked(f"{storage.engine.url.database}.{key}.lock"):
             yield
@@ -88,12 +103,15 @@ class _Heartbeat:
 
     def _beat(self) -> None:
         while True:
+            ok = True
             for tid in self.ids:
                 try:
                     self.storage.record_heartbeat(tid)
-                except Exception as e:  # a transient storage error must not kill the sweep
+                except Exception as e:  # the storage retries outages itself; nothing here may kill the sweep
                     log.warning("heartbeat failed: %s", e)
-            if self.stop.wait(self.interval):
+                    ok = False
+            # after a failure beat again soon: other workers fail trials whose beat is older than grace_period
+            if self.stop.wait(self.interval if ok else min(self.interval, 2)):
                 return
 
     def __enter__(self):
@@ -170,6 +188,13 @@ class SweepRunner:
                 f"sweep_trial.pruner={override_value(self.s.pruner or 'none')}"]
 
     def _tell(self, trial: Trial, out: Outcome) -> None:
+        try:
+            self._tell_once(trial, out)
+        except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it as stale (and retries it)
+            log.warning("trial %d was already finished by another worker (failed as stale while the database "
+                        "was away?); its result is kept in its run directory only", trial.number)
+
+    def _tell_once(self, trial: Trial, out: Outcome) -> None:
         m = out.metrics
         if m is None:
             trial.set_user_attr("metrics", {"status": "failed", "error": out.error or "crashed"})
@@ -192,7 +217,10 @@ class SweepRunner:
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         self._enqueue_missing()
         while True:
-            optuna.storages.fail_stale_trials(self.study)
+            if seconds_since_recovery() > (self.s.grace_period or 2 * (self.s.heartbeat_interval or 0)):
+                optuna.storages.fail_stale_trials(self.study)
+            else:  # after an outage, give the other workers one grace period to beat again
+                log.warning("database back after an outage: not failing stale trials for one grace period")
             with budget_lock(self.storage, self.study.study_name):
                 remaining = self.s.n_trials - trials_used(self.study)
                 trials = [self.study.ask() for _ in range(min(self.s.n_parallel, max(remaining, 0)))]

@@ -11,6 +11,7 @@ from optuna.distributions import BaseDistribution
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
+from .resilient import RetryingStorage
 from .ucb_sampler import UCBTreeSampler
 
 SAMPLERS = ("ucb_tree", "tpe", "random", "grid")
@@ -36,8 +37,10 @@ def objective_values(metrics: Mapping[str, Any], objectives: list[str]) -> list[
     return out
 
 
-def open_storage(url: str, heartbeat_interval: int | None, grace_period: int | None, max_retry: int) -> RDBStorage:
-    """An RDB storage (SQLite or PostgreSQL); with heartbeats, a dead worker's trial fails and is retried."""
+def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: int | None = None,
+                 max_retry: int = 1) -> RetryingStorage:
+    """An RDB storage (SQLite or PostgreSQL) that waits out database outages (`resilient`); with heartbeats, a
+    dead worker's trial fails and is retried."""
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         from pathlib import Path
@@ -54,7 +57,7 @@ def open_storage(url: str, heartbeat_interval: int | None, grace_period: int | N
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
-            return RDBStorage(url, **kwargs)
+            return RetryingStorage(RDBStorage(url, **kwargs))
     except Exception as e:  # unreachable server, bad URL, missing driver
         reason = str(getattr(e, "orig", e)).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise StudyError(f"hydra.sweeper.storage={_redact(url)}: cannot open ({reason})") from e
