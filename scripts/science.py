@@ -127,6 +127,34 @@ def read_run(run_dir: Path) -> dict | None:
     return m
 
 
+def rescore(run_dir: Path) -> None:
+    """Score a finished run again with today's `oscsim.evaluate`, from its saved model (checkpoint.pt): what
+    training measured (time, loss, iterations) is kept, every metric of the model is recomputed."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from oscsim.evaluate import evaluate
+    from oscsim.metrics import trial_status
+    from oscsim.models import build_model
+    from oscsim.simulate import dataset_for
+
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    cfg.data_dir = str(ROOT / cfg.data_dir) if not Path(cfg.data_dir).is_absolute() else cfg.data_dir
+    ds = dataset_for(cfg)
+    sizes = {k: int(cfg[k]) for k in ("hidden_dim_sub", "n_layers_sub", "hidden_dim_node", "n_layers_node")}
+    model = build_model(ds.network, OmegaConf.to_container(cfg.model, resolve=True),
+                        (ds.params.log_k_min, ds.params.log_k_max), **sizes)
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)["model"]
+    learned = {k: v for k, v in state.items() if k in dict(model.named_parameters())}  # buffers follow the network
+    model.load_state_dict({**model.state_dict(), **learned})
+    old = json.loads((run_dir / "metrics.json").read_text())
+    m = evaluate(model, ds, int(cfg.rollout_frames), bool(cfg.rollout_clamp), getattr(torch, str(cfg.rollout_dtype))).metrics
+    kept = ("final_loss", "final_loss_per_sample", "training_time_min", "iterations", "iterations_per_second", "error")
+    m.update({k: old[k] for k in kept if k in old})
+    m["status"] = old["status"] if old.get("status") in ("failed", "pruned") else trial_status(m["rate_constants_R2"])
+    (run_dir / "metrics.json").write_text(json.dumps(m, indent=2, default=lambda v: v.item()))
+
+
 def ceiling(network: str) -> dict:
     """The oracle on the network's dataset (cached in oracle.json beside it)."""
     from oscsim.oracle.estimate import exact_rollout_scores, oracle
@@ -192,7 +220,8 @@ def targets_section(root: Path, ceilings: dict[str, dict]) -> list[str]:
     nets = [n for n in NETWORKS if n in ceilings]
     runs = {n: [r for s in TARGET_SEEDS.get(n, [1]) if (r := read_run(root / n / f"default_seed{s}"))] for n in nets}
     lines += ["", "Median ± std over seeds (seeds per network: "
-              + ", ".join(f"{n} {len(runs[n])}" for n in nets) + "); PASS/FAIL against the target.", "",
+              + ", ".join(f"{n} {len(runs[n])}" for n in nets) + "); PASS/FAIL against the target (on "
+              "oscillatory_mixed only MLP_sub_exponent_2 is one; its other numbers are reported as they are).", "",
               "| metric | target | " + " | ".join(nets) + " |", "|---|---|" + "---|" * len(nets)]
     for key, text, ok in TARGETS:
         cells = []
@@ -203,13 +232,13 @@ def targets_section(root: Path, ceilings: dict[str, dict]) -> list[str]:
             med, sd = stats(runs[n], key)
             cell = f"{med:.4g} ± {sd:.2g}"
             verdict = None
-            if key == "rate_constants_R2":
+            if key == "rate_constants_R2" and n.startswith("rank50"):
                 verdict = med >= min(0.93, ceilings[n]["rate_constants_R2"] - 0.02) and sd <= 0.01
             elif key == "MLP_sub_exponent_2" and 2 in ceilings[n]["substrate_powers"]:
                 verdict = abs(med - 2) <= 0.1
             elif key == "MLP_sub_exponent_2":
                 cell += " (no such edge: unconstrained)"
-            elif ok is not None:
+            elif ok is not None and n.startswith("rank50"):  # the |s| = 2 regime's only target is the exponent
                 verdict = bool(ok(med, ceilings[n]))
             cells.append(cell + ("" if verdict is None else " PASS" if verdict else " **FAIL**"))
         lines.append(f"| {key} | {text} | " + " | ".join(cells) + " |")
@@ -269,6 +298,8 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2, help="runs at a time (each uses one thread)")
     ap.add_argument("--docs", type=Path, default=ROOT / "docs")
     ap.add_argument("--no-train", action="store_true", help="only rewrite docs/results.md from finished runs")
+    ap.add_argument("--rescore", nargs="*", metavar="NETWORK",
+                    help="score the finished runs of these networks (all if none named) again from their saved models")
     args = ap.parse_args()
     root = args.root.resolve()
     if not args.no_train:
@@ -276,6 +307,10 @@ def main() -> None:
         with ThreadPoolExecutor(args.jobs) as pool, tqdm(total=len(jobs), desc=args.plan) as bar:
             for _ in pool.map(lambda job: run_one(*job), jobs):
                 bar.update(1)
+    if args.rescore is not None:
+        for mfile in tqdm(sorted(root.glob("*/*/metrics.json")), desc="rescore"):
+            if not args.rescore or mfile.parent.parent.name in args.rescore:
+                rescore(mfile.parent)
     ceilings = {n: ceiling(n) for n in NETWORKS if (root / n).exists()}
     page = ["# Results", "",
             "Written by `python scripts/science.py` (`make science`: every plan; `make ablation`: the ablation "

@@ -33,8 +33,13 @@ def test_trim_uses_all_when_most_are_outliers():
 def test_alpha_correction_on_crafted_network():
     # reactions with 2, 1 and 0 substrate edges; MLP_sub absorbed alpha = 0.5 per edge. The edgeless reaction
     # is shifted once too: the lab clamps n_sub at 1 (`n_sub_per_rxn.clamp_(min=1)`), and so does oscsim.
-    out = M.alpha_corrected_log_k(np.array([-1.0, -1.0, -1.0]), np.array([2, 1, 0]), 0.5)
+    edges = np.array([(0, 0, 1), (1, 0, 1), (2, 1, 1)])  # reaction 0: two |s|=1 edges; 1: one; 2: none
+    out = M.alpha_corrected_log_k(np.array([-1.0, -1.0, -1.0]), edges, {1: 0.5})
     assert np.allclose(out, [-1 + 2 * np.log10(0.5), -1 + np.log10(0.5), -1 + np.log10(0.5)])
+    # an |s|=2 edge is corrected by MLP_sub's own scale at (c=1, |s|=2)
+    edges2 = np.array([(0, 0, 1), (1, 0, 2), (2, 1, 2)])
+    out2 = M.alpha_corrected_log_k(np.array([-1.0, -1.0, -1.0]), edges2, {1: 0.5, 2: 0.01})
+    assert np.allclose(out2, [-1 + np.log10(0.5) - 2, -1 - 2, -1 + np.log10(0.5)])
 
 
 def test_rollout_metrics_and_horizon():

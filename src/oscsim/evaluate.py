@@ -27,22 +27,27 @@ class Evaluation:
 
 
 @torch.no_grad()
-def alpha_of(model: RateModel) -> float:
+def alpha_of(model: RateModel, power: int = 1) -> float:
+    """|msg(c = 1, |s| = power)|: the scale MLP_sub took at c = 1 (the lab's alpha at power 1)."""
     p = next(model.parameters())
-    return float(model.substrate(torch.ones(1, dtype=p.dtype, device=p.device), 1.0).abs())
+    return float(model.substrate(torch.ones(1, dtype=p.dtype, device=p.device), float(power)).abs())
 
 
 @torch.no_grad()
 def rate_constant_scores(model: RateModel, ds: Dataset) -> tuple[dict, np.ndarray]:
     """The lab's rate-constant metrics on the model's own log_k (alpha-corrected as the lab does), plus the R^2
     over identifiable reactions. Nothing is substituted: what S implies is in the model's parameterisation."""
-    alpha = alpha_of(model)
-    corrected = M.alpha_corrected_log_k(model.log_k.detach().cpu().numpy(), ds.network.n_substrates, alpha)
+    edges = ds.network.substrate_edges
+    alphas = {s: alpha_of(model, s) for s in {1, *(int(p) for p in edges[:, 2])}}
+    alpha = alphas[1]
+    corrected = M.alpha_corrected_log_k(model.log_k.detach().cpu().numpy(), edges, alphas)
     unident = unidentifiable_reactions(ds.network.substrate_edges, ds.network.n_reactions)
     ident = np.ones(ds.network.n_reactions, bool)
     ident[unident] = False
     m = M.rate_constant_metrics(corrected, ds.network.log_k, ident)
     m["alpha"] = alpha
+    if len(alphas) > 1:
+        m.update({f"alpha_{s}": a for s, a in alphas.items() if s != 1})
     m["unidentifiable"] = unident
     if isinstance(getattr(model, "sto", None), torch.nn.Parameter):  # learned stoichiometry
         edges = ds.network.signed_edges

@@ -17,11 +17,18 @@ def linear_fit_r2(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(1.0 - ss_res / ss_tot) if ss_tot > 0 else float("nan"), float(a)
 
 
-def alpha_corrected_log_k(log_k: np.ndarray, n_substrates: np.ndarray, alpha: float) -> np.ndarray:
-    """log_k_j + n_sub_j log10(alpha): undo the scale MLP_sub absorbed at c = 1. n_sub is clamped at 1, as the
-    lab's code does (`n_sub_per_rxn.clamp_(min=1)`): a reaction without edges is shifted by log10(alpha) too."""
-    n_sub = np.maximum(np.asarray(n_substrates, float), 1.0)
-    return np.asarray(log_k, float) + n_sub * np.log10(max(abs(alpha), 1e-30))
+def alpha_corrected_log_k(log_k: np.ndarray, substrate_edges: np.ndarray, alpha: dict[int, float]) -> np.ndarray:
+    """log_k_j + sum over j's substrate edges of log10(alpha_|s|): undo the scale MLP_sub took at c = 1 for each
+    power (alpha_s = |msg(1, s)|). With |s| = 1 only (rank_50) this is the lab's log_k_j + n_sub_j log10(alpha);
+    for |s| = 2 edges the message's own scale at c = 1 is used, since MLP_sub(c, 2) has a scale of its own. A
+    reaction without edges is shifted by log10(alpha_1), as the lab's code does (`n_sub_per_rxn.clamp_(min=1)`)."""
+    out = np.array(log_k, dtype=float)
+    edges = np.asarray(substrate_edges).reshape(-1, 3)
+    log_alpha = {int(s): np.log10(max(abs(a), 1e-30)) for s, a in alpha.items()}
+    np.add.at(out, edges[:, 1], [log_alpha[int(s)] for s in edges[:, 2]])
+    edgeless = np.bincount(edges[:, 1], minlength=len(out)) == 0
+    out[edgeless] += log_alpha[1]
+    return out
 
 
 def rate_constant_metrics(

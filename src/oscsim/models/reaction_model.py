@@ -87,11 +87,15 @@ class ReactionModel(RateModel):
         self.log_k_param = nn.Parameter(torch.empty(structure.n_params).uniform_(*log_k_init))
         self.register_buffer("k_index", torch.as_tensor(structure.index, dtype=torch.long))
         self.register_buffer("k_prior_mask", torch.as_tensor(structure.prior))
-        # n_sub of each parameter's reactions (tied reactions share their monomial), clamped at 1 as the lab's
-        # alpha correction does: the prior acts on the estimate the metrics read.
-        n_sub = np.zeros(structure.n_params)
-        n_sub[structure.index] = np.maximum(net.n_substrates, 1)
-        self.register_buffer("k_param_n_sub", torch.as_tensor(n_sub, dtype=torch.float32))
+        # Edges of each power per parameter (tied reactions share their monomial), an edgeless one counted as one
+        # |s|=1 edge as the alpha correction does: the prior acts on the estimate the metrics read.
+        power_list = sorted({1.0, 2.0, *net.substrate_edges[:, 2].astype(float).tolist()})
+        counts = np.zeros((net.n_reactions, len(power_list)))
+        np.add.at(counts, (net.substrate_edges[:, 1], np.searchsorted(power_list, net.substrate_edges[:, 2])), 1.0)
+        counts[net.n_substrates == 0, power_list.index(1.0)] = 1.0
+        per_param = np.zeros((structure.n_params, len(power_list)))
+        per_param[structure.index] = counts
+        self.register_buffer("k_param_edges", torch.as_tensor(per_param, dtype=torch.float32))
         linears = [m for m in self.node_mlp if isinstance(m, nn.Linear)]
         zeroed = linears if node_init == "all_zero" else linears[-1:] if node_init == "last_layer" else []
         with torch.no_grad():
@@ -209,6 +213,6 @@ class ReactionModel(RateModel):
         if self.k_prior == 0 or not bool(self.k_prior_mask.any()):
             return None
         one = torch.ones(1, dtype=self.log_k_param.dtype, device=self.log_k_param.device)
-        log_alpha = torch.log10(self.substrate(one, 1.0).abs().clamp_min(LOG_FLOOR))
-        corrected = self.log_k_param + self.k_param_n_sub * log_alpha
+        log_alpha = torch.cat([torch.log10(self.substrate(one, float(p)).abs().clamp_min(LOG_FLOOR)) for p in self.powers])
+        corrected = self.log_k_param + self.k_param_edges @ log_alpha
         return self.k_prior * ((corrected[self.k_prior_mask] - self.k_prior_mean) ** 2).sum()
