@@ -98,3 +98,16 @@ def test_data_dir_without_write_permission(tmp_path: Path) -> None:
         assert not any(work.iterdir()) and not (locked / "data").exists()
     finally:
         (tmp_path / "ro").chmod(0o700)
+
+
+@pytest.mark.parametrize("override, line", [
+    ("model.stoichiometry=nope", "error: model.stoichiometry=nope: must be one of given, learned"),
+    ("model.exponent=cube", "error: model.exponent=cube: must be one of input, power"),
+    ("model.k_prior=-1", "error: model.k_prior=-1: must be >= 0"),
+    ("lr_S=-1", "error: lr_S=-1: must be > 0, or null for lr_k"),
+    ("coeff_S_integer=-0.1", "error: coeff_S_integer=-0.1: must be >= 0"),
+])
+def test_learned_stoichiometry_and_model_options(cached: Path, override: str, line: str) -> None:
+    before = tree(cached)
+    assert one_line(run("train", cached, f"data_dir={cached / 'data'}", override)) == line
+    assert tree(cached) == before
