@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from hydra import compose, initialize_config_dir
 from torch.nn import functional as F
 
 from conftest import hand_network, regime
@@ -138,15 +137,13 @@ def test_entry_forward_equals_loop_over_edges(entry):
     assert torch.allclose(model.substrate(x, 1.0), msg)
 
 
-def test_default_learns_better_than_faithful_on_tiny(tmp_path):
+def test_default_learns_better_than_faithful_on_tiny(tmp_path, compose_config):
     # tiny with rank_50's structure (cycles only, |s| = 1) and a faster lr_k for both arms, so 4,500
     # iterations (~6 s) separate the models (the default learns MLP_sub's form: 2,250 are too few for it).
     quick = ["simulation=tiny", "simulation.cycle_fraction=1.0", "progress=false", "compile=false", "threads=1",
-             "plots=false", "tensorboard=false", "seed=3", "data_augmentation_loop=600", "lr_k=0.02",
-             f"data_dir={tmp_path / 'data'}"]
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        default = compose("config", overrides=quick)  # conf/config.yaml's default model and loss
-        faithful = compose("config", overrides=[*quick, "model=faithful", "loss=default"])
+             "plots=false", "tensorboard=false", "seed=3", "data_augmentation_loop=600", "lr_k=0.02"]
+    default = compose_config(*quick)  # conf/config.yaml's default model and loss
+    faithful = compose_config(*quick, "model=faithful", "loss=default")
     assert default.model.name != "faithful"
     new = T.train(default, tmp_path / "new")
     lab = T.train(faithful, tmp_path / "lab")

@@ -7,11 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
 from oscsim import losses as L
 from oscsim import train as T
-from oscsim.config import CONF_DIR
 
 FACTS = Path(__file__).resolve().parent / "data" / "lab_seed_log_facts.json"  # facts read from the lab's log
 LAB_METRICS = ("rate_constants_R2", "trimmed_R2", "n_outliers", "slope", "test_R2", "test_pearson", "final_loss", "alpha")
@@ -21,17 +19,18 @@ OSCSIM_METRICS = ("rate_constants_R2_identifiable", "MLP_node_slope_0", "MLP_nod
 QUICK = ["simulation=tiny", "progress=false", "compile=false", "threads=1"]
 
 
-def cfg_for(tmp_path, *overrides):
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose("config", overrides=[*QUICK, f"data_dir={tmp_path / 'data'}", *overrides])
+@pytest.fixture
+def cfg_for(compose_config):
+    """The tiny regime's config with these overrides, through conftest's one compose fixture."""
+    return lambda *overrides: compose_config(*QUICK, *overrides)
 
 
 def iter1_overrides() -> list[str]:
     return json.loads(FACTS.read_text())["iter1_config_line"].replace(",", "").split()
 
 
-def test_short_run_learns_and_writes_every_metric(tmp_path):
-    cfg = cfg_for(tmp_path, "data_augmentation_loop=80", "eval_every=100")
+def test_short_run_learns_and_writes_every_metric(tmp_path, cfg_for):
+    cfg = cfg_for("data_augmentation_loop=80", "eval_every=100")
     m = T.train(cfg, tmp_path / "run")
     hist = json.loads((tmp_path / "run" / "history.json").read_text())
     fifth = len(hist["prediction"]) // 5  # batches differ a lot (a few frames have large dc/dt): compare medians
@@ -50,17 +49,17 @@ def test_short_run_learns_and_writes_every_metric(tmp_path):
     assert (tmp_path / "run" / "checkpoint.pt").exists() and (tmp_path / "run" / "log_k.npy").exists()
 
 
-def test_same_seed_same_metrics_other_seed_other(tmp_path):
+def test_same_seed_same_metrics_other_seed_other(tmp_path, cfg_for):
     args = ("data_augmentation_loop=10", "plots=false", "tensorboard=false")
-    a = T.train(cfg_for(tmp_path, *args, "seed=3"), tmp_path / "a")
-    b = T.train(cfg_for(tmp_path, *args, "seed=3"), tmp_path / "b")
-    c = T.train(cfg_for(tmp_path, *args, "seed=4"), tmp_path / "c")
+    a = T.train(cfg_for(*args, "seed=3"), tmp_path / "a")
+    b = T.train(cfg_for(*args, "seed=3"), tmp_path / "b")
+    c = T.train(cfg_for(*args, "seed=4"), tmp_path / "c")
     for key in ("rate_constants_R2", "final_loss", "alpha", "test_R2"):
         assert a[key] == b[key]
     assert a["final_loss"] != c["final_loss"]
 
 
-def test_non_finite_loss_is_recorded_as_failed(tmp_path, monkeypatch):
+def test_non_finite_loss_is_recorded_as_failed(tmp_path, monkeypatch, cfg_for):
     calls = {"n": 0}
     real = L.prediction_loss
 
@@ -70,29 +69,29 @@ def test_non_finite_loss_is_recorded_as_failed(tmp_path, monkeypatch):
         return out * float("nan") if calls["n"] > 20 else out
 
     monkeypatch.setattr(L, "prediction_loss", poisoned)
-    m = T.train(cfg_for(tmp_path, "data_augmentation_loop=20", "plots=false"), tmp_path / "run")
+    m = T.train(cfg_for("data_augmentation_loop=20", "plots=false"), tmp_path / "run")
     assert m["status"] == "failed" and "non-finite" in m["error"]
     assert m["iterations"] < 150
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "failed"
 
 
-def test_report_callback_can_stop_a_trial(tmp_path):
+def test_report_callback_can_stop_a_trial(tmp_path, cfg_for):
     seen = []
 
     def report(it, r2):
         seen.append((it, r2))
         return it >= 100
 
-    m = T.train(cfg_for(tmp_path, "data_augmentation_loop=40", "eval_every=50", "plots=false"), tmp_path / "r", report)
+    m = T.train(cfg_for("data_augmentation_loop=40", "eval_every=50", "plots=false"), tmp_path / "r", report)
     assert [it for it, _ in seen] == [50, 100] and all(math.isfinite(r) for _, r in seen)
     assert m["status"] == "pruned" and m["iterations"] == 100
 
 
-def test_seed_iter1_config_line_verbatim(tmp_path):
+def test_seed_iter1_config_line_verbatim(tmp_path, cfg_for):
     overrides = iter1_overrides()
     assert overrides[:3] == ["seed=42", "lr_k=0.005", "lr_node=0.001"] and len(overrides) == 10
     overrides = ["model=faithful", "loss=default", *overrides]  # the lab's model, named explicitly
-    cfg = cfg_for(tmp_path, *overrides)
+    cfg = cfg_for(*overrides)
     expected = dict(o.split("=") for o in overrides[2:])
     for k, v in expected.items():
         assert float(cfg[k]) == float(v), k
