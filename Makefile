@@ -89,12 +89,12 @@ notebook: $(STAMP)
 bench-samplers: $(STAMP)
 	$(PYTHON) scripts/bench_samplers.py --jobs $(JOBS)
 
-# The default on rank_50 (5 seeds), network seeds 1-3 and oscillatory_mixed, against each ceiling, and the
-# ablation (faithful -> each model entry -> default, 3 seeds): 34 runs of 72,000 iterations, two at a time
-# (about 70 min here). Writes docs/results.md from every finished run; resumable.
+# The default on rank_50 (5 seeds), network seeds 1-3 (2 seeds each) and oscillatory_mixed (3), against each
+# ceiling, and the ablation (faithful -> each model entry -> default, 3 seeds): 29 runs of 72,000 iterations,
+# two at a time (4-8 min per run here). Writes docs/results.md from every finished run; resumable.
 science: $(STAMP)
 	$(PYTHON) scripts/science.py --plan all --jobs $(JOBS)
 
-# The ablation alone (18 runs); also rewrites docs/results.md.
+# The ablation alone (18 runs, 3 of them shared with make science); also rewrites docs/results.md.
 ablation: $(STAMP)
 	$(PYTHON) scripts/science.py --plan ablation --jobs $(JOBS)
