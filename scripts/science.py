@@ -58,7 +58,7 @@ TARGETS: list[tuple[str, str, object]] = [
     ("rate_constants_R2_identifiable", ">= 0.995", lambda v, c: v >= 0.995),
     ("n_outliers_identifiable", "== 0", lambda v, c: v == 0),
     ("MLP_sub_exponent_1", "within 0.05 of 1", lambda v, c: abs(v - 1) <= 0.05),
-    ("MLP_sub_exponent_2", "within 0.1 of 2 (where |s| = 2 edges exist)", None),
+    ("MLP_sub_exponent_2", "within 0.1 of 2 (where \\|s\\| = 2 edges exist)", None),
     ("MLP_node_slope_0_rel_error", "<= 0.2", lambda v, c: v <= 0.2),
     ("MLP_node_slope_1_rel_error", "<= 0.2", lambda v, c: v <= 0.2),
     ("heldout_rollout_horizon", ">= 300 frames", lambda v, c: v >= 300),
@@ -211,7 +211,7 @@ def targets_section(root: Path, ceilings: dict[str, dict]) -> list[str]:
              "in the parameterisation the default model uses (tied same-column pairs, the free k moved to the middle "
              "of the known range), and the true model rolled out from frame 0 in float64 (the evaluation's "
              "precision; in float32 it reproduces the data exactly, test_R2 1.000).", "",
-             "| network | overrides | activity rank | |s| in data | unidentifiable | ceiling R2 (outliers) | "
+             "| network | overrides | activity rank | \\|s\\| in data | unidentifiable | ceiling R2 (outliers) | "
              "exact-k test_R2 float64 (horizon) |", "|---|---|---|---|---|---|---|"]
     for net, c in ceilings.items():
         lines.append(f"| {net} | `{' '.join(NETWORKS[net]) or '(none)'}` | {c['activity_rank']} | "
