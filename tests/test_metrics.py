@@ -54,7 +54,16 @@ def test_rollout_metrics_and_horizon():
     assert 90 <= m["rollout_horizon"] <= 110 and m["test_R2"] < 0
     exploded = true.copy()
     exploded[150:] = np.inf
-    assert M.rollout_metrics(true, exploded)["test_R2"] == -np.inf
+    m = M.rollout_metrics(true, exploded)
+    assert m["test_R2"] == -np.inf and m["rollout_horizon"] == 150  # finite frames only
+    # a metabolite that barely moves at first: the first 10 frames' mean R^2 is far below 0.9, yet the rollout
+    # tracks for 200 frames; the horizon is the longest good window, not the first bad one
+    flat = np.concatenate([np.full(20, 3.0) + 1e-4 * np.arange(20), 3.0 + np.sin(t[20:] * 3)])
+    true2 = np.stack([np.sin(t), flat], axis=1)
+    pred2 = true2.copy()
+    pred2[:, 1] += 1e-3
+    m = M.rollout_metrics(true2, pred2)
+    assert np.mean(M.r2_per_series(true2[:10], pred2[:10])) < 0.9 and m["rollout_horizon"] == 200
 
 
 def test_fitted_exponent():

@@ -80,19 +80,24 @@ def pearson_per_series(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
 
 
 def rollout_metrics(true: np.ndarray, pred: np.ndarray, threshold: float = 0.9) -> dict[str, float]:
-    """test_R2 and test_pearson (means over metabolites), and rollout_horizon: the first frame count
-    at which the R^2 over frames [0, h) drops below `threshold` (checked every 10 frames)."""
+    """test_R2 and test_pearson (means over metabolites), and rollout_horizon: the longest window [0, h) (h a
+    multiple of 10) over which the mean R^2 is at least `threshold`, with every frame of it finite.
+
+    The longest window, not the first one to fail: over the first few frames a metabolite that barely moves has
+    a tiny variance, so its R^2 can be hugely negative while the rollout tracks the truth (seen on network seed
+    2: mean R^2 0.73 over 10 frames, 0.96 over 200)."""
     finite = np.all(np.isfinite(pred))
     with np.errstate(all="ignore"):
         r2 = r2_per_series(true, pred)
         pr = pearson_per_series(true, pred) if finite else np.array([np.nan])
     test_r2 = float(np.mean(r2)) if finite else float("-inf")
+    ok_rows = np.all(np.isfinite(pred), axis=1)
+    first_bad = int(np.argmin(ok_rows)) if not ok_rows.all() else len(pred)
     horizon = 0
-    for h in range(10, len(true) + 1, 10):
+    for h in range(10, first_bad + 1, 10):
         with np.errstate(all="ignore"):
-            if not np.all(np.isfinite(pred[:h])) or np.mean(r2_per_series(true[:h], pred[:h])) < threshold:
-                break
-        horizon = h
+            if np.mean(r2_per_series(true[:h], pred[:h])) >= threshold:
+                horizon = h
     pearson = float(np.mean(pr[np.isfinite(pr)])) if np.isfinite(pr).any() else float("nan")
     return {"test_R2": test_r2, "test_pearson": pearson,
             "rollout_horizon": horizon}
