@@ -24,7 +24,8 @@ def trial_figures(ev: Evaluation, ds: Dataset, history: dict, out: Path) -> list
     for ax, s in zip(axes, (1, 2)):
         c, y = cv[f"c_{s}"], np.abs(cv[f"sub_{s}"])
         ax.plot(c, y, label=f"|MLP_sub(c, {s})|")
-        ax.plot(c, alpha**s * c**s, "k--", label=f"alpha^{s} c^{s} (truth, scaled)")
+        scale = m.get(f"alpha_{s}", alpha**s)  # MLP_sub's own scale at (c=1, |s|) where the data have that power
+        ax.plot(c, scale * c**s, "k--", label=f"{scale:.3g} c^{s} (truth, scaled to MLP_sub at c=1)")
         seen = s in m["MLP_sub_powers_in_data"]
         ax.set(xlabel="c", title=f"|s|={s}: exponent {m[f'MLP_sub_exponent_{s}']:.2f}" + ("" if seen else " (no such edge in data)"))
         ax.legend(fontsize=8)
