@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(PYTHON) -m pytest -n auto -q $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -n auto --dist loadgroup -q $(PYTEST_ARGS)
 
 # Simulate (cached), the ceiling, then one batch of four UCB trials at reduced length (7,200 iterations
 # each, two at a time), the experiment log and a table of results.

@@ -55,3 +55,4 @@ def hand_network(log_k, substrate_edges, signed_edges, n_met=3, lam=(0.0,), base
         homeostasis_lambda=np.asarray(lam, dtype=np.float64),
         homeostasis_baseline=np.asarray(base, dtype=np.float64),
     )
+

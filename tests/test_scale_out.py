@@ -49,6 +49,7 @@ def check_log(sweep_dir: Path, study: optuna.Study) -> list[dict]:
     return entries
 
 
+@pytest.mark.xdist_group("postgres")  # one worker, in turn: the outage test stops this server (Makefile: --dist loadgroup)
 def test_two_workers_share_one_postgres_study(tmp_path, pg_url):
     name = f"two_workers_{uuid.uuid4().hex[:8]}"
     args = [f"hydra.sweeper.storage={pg_url}", f"hydra.sweeper.study_name={name}", "hydra.sweeper.n_trials=8",
@@ -112,6 +113,7 @@ def test_killed_sweeper_resumes_and_retries_its_trial(tmp_path):
     check_log(tmp_path / "multirun" / "killed", study)
 
 
+@pytest.mark.xdist_group("postgres")
 def test_killed_worker_on_postgres(tmp_path, pg_url):
     name = f"killed_{uuid.uuid4().hex[:8]}"
     study = kill_mid_trial_then_resume(tmp_path, pg_url, name)

@@ -108,6 +108,7 @@ def pg_server():
                                       capture_output=True).returncode != 0 else None
 
 
+@pytest.mark.xdist_group("postgres")  # never beside another test on this server (Makefile: --dist loadgroup)
 def test_two_workers_wait_out_a_postgres_restart(tmp_path, pg_server):
     url, pg_ctl = pg_server
     name = f"outage_{uuid.uuid4().hex[:8]}"
