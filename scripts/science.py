@@ -5,7 +5,12 @@ Plans (`--plan`):
   (`simulation.seed` 1, 2, 3) and on `oscillatory_mixed` (|s| = 2 edges), each against its own ceiling (the
   oracle's structured least-squares estimate, computed here).
 - `ablation`: the lab's model, then each model entry one change at a time, then the default (3 seeds each).
-- `all`: both.
+- `regimes`: the lab's regimes named by `--regimes` (SPEC §7), each with its ceiling, the default model (5
+  seeds) and the lab's model (3 seeds): one table per regime.
+- `s_recovery`: learning S as well as k on rank_50 (SPEC §8): the default model with
+  `model.stoichiometry=learned` (5 seeds), the lab's model with the lab's S-recovery settings (3 seeds), and the
+  S-given default trained the same way for the wall-time comparison.
+- `all`: every plan.
 
 Each run is `python -m oscsim.train ...` in a subprocess, in <root>/<network>/<arm>_seed<S>; a run whose
 metrics.json exists for the same configuration is not trained again, so an interrupted pass resumes where it
@@ -47,7 +52,26 @@ NETWORKS: dict[str, list[str]] = {
     "rank50_net2": ["simulation.seed=2"],
     "rank50_net3": ["simulation.seed=3"],
     "mixed_net42": ["simulation=oscillatory_mixed"],
+    "rank20_net42": ["simulation=oscillatory_rank_20"],
+    "rank70_net42": ["simulation=oscillatory_rank_70"],
 }
+TARGET_NETWORKS = ("rank50_net42", "rank50_net1", "rank50_net2", "rank50_net3", "mixed_net42")  # plan `targets`
+# `--regimes` names a simulation entry; its runs live under the network key.
+REGIME_NETWORKS = {"oscillatory_rank_20": "rank20_net42", "oscillatory_rank_50": "rank50_net42",
+                   "oscillatory_rank_70": "rank70_net42"}
+REGIME_ARMS = {"default": [1, 2, 3, 4, 5], "faithful": [1, 2, 3]}
+# Learning S (SPEC §8), on rank_50: arm -> (overrides, what it is, seeds).
+S_RECOVERY: dict[str, tuple[list[str], str, list[int]]] = {
+    "s_learned": (["model.stoichiometry=learned", "loss=s_recovery"],
+                  "the default model, S learned (`model.stoichiometry=learned loss=s_recovery`)", [1, 2, 3, 4, 5]),
+    "s_faithful": (["model=faithful", "model.stoichiometry=learned", "loss=s_recovery", "lr_k=0.001", "lr_node=0.001",
+                    "lr_sub=0.001", "batch_size=8", "data_augmentation_loop=1000", "coeff_MLP_node_L1=1.0",
+                    "coeff_MLP_sub_norm=0.0", "coeff_MLP_sub_diff=0.0", "lr_schedule=constant"],
+                   "the lab's model and S-recovery settings (SPEC §8), 1 epoch, not 20", [1, 2, 3]),
+}
+S_KEYS = ["stoichiometry_R2", "stoichiometry_exact", "stoichiometry_exact_identifiable", "rate_constants_R2",
+          "rate_constants_R2_identifiable", "n_outliers_identifiable", "MLP_sub_exponent_1", "heldout_rollout_horizon",
+          "training_time_min", "iterations_per_second"]
 TARGET_SEEDS = {"rank50_net42": [1, 2, 3, 4, 5], "mixed_net42": [1, 2, 3]}  # others: seeds 1, 2 (CPU time here)
 ABLATION_SEEDS = [1, 2, 3]
 
@@ -77,7 +101,8 @@ RESULT_KEYS = ("simulation", "model", "seed", "lr_k", "lr_node", "lr_sub", "lr_e
                "data_augmentation_loop", "time_step", "recurrent_training", "hidden_dim_sub", "n_layers_sub",
                "hidden_dim_node", "n_layers_node", "coeff_MLP_node_L1", "coeff_MLP_sub_norm", "coeff_k_floor",
                "coeff_MLP_sub_diff", "k_floor_threshold", "coeff_k_range", "lr_schedule", "rollout_frames",
-               "rollout_clamp", "rollout_dtype")
+               "rollout_clamp", "rollout_dtype", "lr_S", "coeff_S_L1", "coeff_S_integer",
+               "coeff_mass_conservation")
 _HYDRA = threading.Lock()  # Hydra's global config state is not thread-safe
 
 
@@ -180,20 +205,32 @@ def fmt(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def plan_jobs(plan: str, root: Path) -> list[tuple[Path, list[str]]]:
+def plan_jobs(plan: str, root: Path, regimes: list[str]) -> list[tuple[Path, list[str]]]:
     jobs = []
     if plan in ("targets", "all"):
-        for net, ov in NETWORKS.items():
+        for net in TARGET_NETWORKS:
+            ov = NETWORKS[net]
             jobs += [(root / net / f"default_seed{s}", [*ov, f"seed={s}"]) for s in TARGET_SEEDS.get(net, [1, 2])]
     if plan in ("ablation", "all"):
         for arm, (ov, _) in ABLATION.items():
             jobs += [(root / "rank50_net42" / f"{arm}_seed{s}", [*ov, f"seed={s}"]) for s in ABLATION_SEEDS]
+    if plan in ("regimes", "all"):
+        for regime in regimes:
+            net = REGIME_NETWORKS[regime]
+            for arm, seeds in REGIME_ARMS.items():
+                ov = [] if arm == "default" else ABLATION[arm][0]
+                jobs += [(root / net / f"{arm}_seed{s}", [*NETWORKS[net], *ov, f"seed={s}"]) for s in seeds]
+    if plan in ("s_recovery", "all"):
+        for arm, (ov, _, seeds) in S_RECOVERY.items():
+            jobs += [(root / "rank50_net42" / f"{arm}_seed{s}", [*ov, f"seed={s}"]) for s in seeds]
     # Order: rank_50's default, the |s| = 2 regime, the other networks, the ablation; last, runs whose directory
     # exists without metrics (started by an earlier pass that may still be running).
     def order(job: tuple[Path, list[str]]) -> int:
         net, default = job[0].parent.name, job[0].name.startswith("default")
         if job[0].exists() and not (job[0] / "metrics.json").exists():
             return 4
+        if net in ("rank20_net42", "rank70_net42") or job[0].name.startswith("s_"):
+            return 0 if default else 1
         return 0 if net == "rank50_net42" and default else 1 if net == "mixed_net42" else 3 if net == "rank50_net42" else 2
 
     jobs.sort(key=order)
@@ -213,6 +250,7 @@ def targets_section(root: Path, ceilings: dict[str, dict]) -> list[str]:
              "precision; in float32 it reproduces the data exactly, test_R2 1.000).", "",
              "| network | overrides | activity rank | \\|s\\| in data | unidentifiable | ceiling R2 (outliers) | "
              "exact-k test_R2 float64 (horizon) |", "|---|---|---|---|---|---|---|"]
+    ceilings = {n: c for n, c in ceilings.items() if n in TARGET_NETWORKS}
     for net, c in ceilings.items():
         lines.append(f"| {net} | `{' '.join(NETWORKS[net]) or '(none)'}` | {c['activity_rank']} | "
                      f"{c['substrate_powers']} | {c['n_unidentifiable']} | {c['rate_constants_R2']:.4f} ({c['n_outliers']}) | "
@@ -261,6 +299,64 @@ def ablation_section(root: Path) -> list[str]:
     return lines
 
 
+REGIME_KEYS = ["rate_constants_R2", "n_outliers", "rate_constants_R2_identifiable", "n_outliers_identifiable",
+               "MLP_sub_exponent_1", "MLP_node_slope_0_rel_error", "MLP_node_slope_1_rel_error",
+               "heldout_rollout_horizon", "heldout_test_R2", "training_time_min"]
+
+
+def regimes_section(root: Path, regimes: list[str], ceilings: dict[str, dict]) -> list[str]:
+    """One table per regime: its ceiling, the default model and the lab's model (median ± std over seeds)."""
+    lines = ["## The lab's regimes (SPEC §7): ceiling, default model, lab's model", "",
+             "Targets (default model, median over 5 seeds): identifiable R2 >= 0.995 with 0 identifiable outliers; "
+             "all-reaction R2 within 0.02 of the ceiling. The lab's model runs with the lab's Batch 1 settings.", ""]
+    for regime in regimes:
+        net = REGIME_NETWORKS[regime]
+        c = ceilings.get(net)
+        if c is None:
+            continue
+        lines += [f"### {regime}", "",
+                  f"Activity rank {c['activity_rank']}, {c['n_unidentifiable']} unidentifiable reactions, ceiling "
+                  f"R2 {c['rate_constants_R2']:.4f} with {c['n_outliers']} outliers (`python -m oscsim.oracle "
+                  f"simulation={regime}`).", ""]
+        arms = {arm: [r for s in seeds if (r := read_run(root / net / f"{arm}_seed{s}"))] for arm, seeds in REGIME_ARMS.items()}
+        lines += ["| metric | ceiling | " + " | ".join(f"{a} ({len(r)} seeds)" for a, r in arms.items()) + " | target (default) |",
+                  "|---|---|" + "---|" * len(arms) + "---|"]
+        ceiling_cells = {"rate_constants_R2": f"{c['rate_constants_R2']:.4f}", "n_outliers": str(c["n_outliers"]),
+                         "rate_constants_R2_identifiable": "1", "n_outliers_identifiable": "0"}
+        for key in REGIME_KEYS:
+            cells = [("{:.4g} ± {:.2g}".format(*stats(r, key)) if r else "(not run)") for r in arms.values()]
+            verdict = ""
+            if arms["default"]:
+                med = stats(arms["default"], key)[0]
+                if key == "rate_constants_R2":
+                    verdict = ("PASS" if med >= c["rate_constants_R2"] - 0.02 else "**FAIL**") + " (ceiling - 0.02)"
+                elif key == "rate_constants_R2_identifiable":
+                    verdict = ("PASS" if med >= 0.995 else "**FAIL**") + " (>= 0.995)"
+                elif key == "n_outliers_identifiable":
+                    verdict = ("PASS" if med == 0 else "**FAIL**") + " (== 0)"
+            lines.append(f"| {key} | {ceiling_cells.get(key, '')} | " + " | ".join(cells) + f" | {verdict} |")
+        lines.append("")
+    return lines
+
+
+def s_recovery_section(root: Path) -> list[str]:
+    """Learning S on rank_50: the default with S learned, the lab's S-recovery settings, and the S-given default."""
+    lines = ["## Learning S as well as k (SPEC §8), rank_50", "",
+             "Targets (S learned, 5 seeds, median): every coefficient of the identifiable reactions' edges exact after "
+             "rounding (`stoichiometry_exact_identifiable` = 1), `stoichiometry_R2` >= 0.99, identifiable k R2 >= 0.99, "
+             "training time <= 2x the S-given default's.", "",
+             "| arm | overrides | what | " + " | ".join(S_KEYS) + " |", "|---|---|---|" + "---|" * len(S_KEYS)]
+    arms = {**S_RECOVERY, "default": ([], "S given (the default), for the time comparison", [1, 2, 3, 4, 5])}
+    for arm, (ov, what, seeds) in arms.items():
+        runs = [r for s in seeds if (r := read_run(root / "rank50_net42" / f"{arm}_seed{s}"))]
+        if not runs:
+            lines.append(f"| {arm} | `{' '.join(ov)}` | {what} | (not run) |")
+            continue
+        cells = [("{:.4g} ± {:.2g}".format(*stats(runs, k))) for k in S_KEYS]
+        lines.append(f"| {arm} ({len(runs)}) | `{' '.join(ov) or '(defaults)'}` | {what} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def per_seed_section(root: Path) -> list[str]:
     keys = ["rate_constants_R2", "n_outliers", "rate_constants_R2_identifiable", "n_outliers_identifiable",
             "MLP_sub_exponent_1", "MLP_sub_exponent_2", "MLP_node_slope_0", "MLP_node_slope_1", "heldout_rollout_horizon",
@@ -293,7 +389,9 @@ def copy_figures(root: Path, docs: Path) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--plan", choices=("targets", "ablation", "all"), default="all")
+    ap.add_argument("--plan", choices=("targets", "ablation", "regimes", "s_recovery", "all"), default="all")
+    ap.add_argument("--regimes", nargs="+", choices=tuple(REGIME_NETWORKS), default=list(REGIME_NETWORKS),
+                    help="the regimes of the `regimes` plan (and of its tables)")
     ap.add_argument("--root", type=Path, default=ROOT / "multirun" / "science")
     ap.add_argument("--jobs", type=int, default=2, help="runs at a time (each uses one thread)")
     ap.add_argument("--docs", type=Path, default=ROOT / "docs")
@@ -303,7 +401,7 @@ def main() -> None:
     args = ap.parse_args()
     root = args.root.resolve()
     if not args.no_train:
-        jobs = plan_jobs(args.plan, root)
+        jobs = plan_jobs(args.plan, root, args.regimes)
         with ThreadPoolExecutor(args.jobs) as pool, tqdm(total=len(jobs), desc=args.plan) as bar:
             for _ in pool.map(lambda job: run_one(*job), jobs):
                 bar.update(1)
@@ -317,7 +415,8 @@ def main() -> None:
             "only) from the runs under `multirun/science/`. Every metric is computed by `oscsim.evaluate` on what "
             "the trained model holds (its log_k, MLP_sub, MLP_node, and its own rollouts); nothing is substituted "
             "after training.", "",
-            *targets_section(root, ceilings), "", *ablation_section(root), "", *copy_figures(root, args.docs),
+            *targets_section(root, ceilings), "", *regimes_section(root, args.regimes, ceilings),
+            *s_recovery_section(root), "", *ablation_section(root), "", *copy_figures(root, args.docs),
             *per_seed_section(root)]
     (args.docs / "results.md").write_text("\n".join(page) + "\n")
     print("\n".join(page[: 60]))

@@ -113,3 +113,24 @@ def test_objective_values_are_bounded():
     assert objective_values({"rate_constants_R2": 0.5, "test_R2": -7e5}, ["rate_constants_R2", "test_R2"]) == [0.5, -1.0]
     assert objective_values({"rate_constants_R2": float("nan"), "test_R2": 0.1}, ["rate_constants_R2", "test_R2"]) is None
     assert objective_values({"rate_constants_R2": 0.3, "test_R2": float("-inf")}, ["rate_constants_R2", "test_R2"]) == [0.3, -1.0]
+
+
+def test_s_recovery_sweep_rewards_stoichiometry_R2(tmp_path):
+    """Learning S: stoichiometry_R2 is the tree's reward and the log's comparison; the space is the lab's S knobs."""
+    fast = [f for f in FAST if "data_augmentation_loop" not in f] + ["data_augmentation_loop=5"]
+    sweep(tmp_path, "sweep=ucb", "search_space=s_recovery", "model.stoichiometry=learned", "loss=s_recovery",
+          "hydra.sweeper.objectives=[stoichiometry_R2,rate_constants_R2]", "hydra.sweeper.n_trials=6", fast=fast)
+    study = load(tmp_path, "tiny_ucb")
+    space = set(yaml.safe_load((CONF / "search_space" / "s_recovery.yaml").read_text()))
+    d = tmp_path / "multirun" / "tiny_ucb"
+    text = (d / "tiny_ucb_analysis.md").read_text()
+    entries = {e["iter"]: e for e in parse_log(text)}
+    assert len(study.trials) == 6
+    for t in study.trials:
+        assert set(t.params) == space
+        saved = json.loads((d / f"iter_{t.number + 1}" / "metrics.json").read_text())
+        assert t.values == pytest.approx([saved["stoichiometry_R2"], saved["rate_constants_R2"]])
+        assert entries[t.number + 1]["metrics"]["stoichiometry_R2"] == pytest.approx(saved["stoichiometry_R2"], abs=5e-5)
+    children = [e for e in entries.values() if e["parent"] is not None and e["iter"] > 4]
+    assert children and all(f"stoichiometry_R2 " in e["observation"] and f"vs parent {e['parent']}" in e["observation"]
+                            for e in children)

@@ -51,7 +51,7 @@ def rate_constant_scores(model: RateModel, ds: Dataset) -> tuple[dict, np.ndarra
     m["unidentifiable"] = unident
     if isinstance(getattr(model, "sto", None), torch.nn.Parameter):  # learned stoichiometry
         edges = ds.network.signed_edges
-        m.update(M.stoichiometry_metrics(model.sto.detach().cpu().numpy(), edges[:, 2], ident[edges[:, 1]]))
+        m.update(M.stoichiometry_metrics(model.coefficients().detach().cpu().numpy(), edges[:, 2], ident[edges[:, 1]]))
     return m, corrected
 
 
@@ -91,7 +91,7 @@ def evaluate(model: RateModel, ds: Dataset, rollout_frames: int = 2000, clamp: b
     true, pred = ds.concentrations[: n_steps + 1], preds[""]
     curves = {}
     if isinstance(getattr(model, "sto", None), torch.nn.Parameter):
-        curves["sto"], curves["S_learned"] = model.sto.detach().cpu().numpy(), model.stoichiometry().detach().cpu().numpy()
+        curves["sto"], curves["S_learned"] = model.coefficients().detach().cpu().numpy(), model.stoichiometry().detach().cpu().numpy()
     if "heldout_" in preds:
         curves["heldout_true"], curves["heldout_pred"] = ds.heldout[: n_steps + 1], preds["heldout_"]
 

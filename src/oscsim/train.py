@@ -79,7 +79,7 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
     coeff = {k: float(cfg.get(k, 0.0)) for k in ("coeff_MLP_sub_diff", "coeff_MLP_node_L1", "coeff_MLP_sub_norm",
                                                  "coeff_k_floor", "coeff_k_range", "coeff_S_L1", "coeff_S_integer",
                                                  "coeff_mass_conservation")}
-    sto = getattr(model, "sto", None)  # learned stoichiometry's coefficients (model.stoichiometry=learned)
+    learned_S = getattr(model, "learned_S", False)  # model.stoichiometry=learned: S's coefficients are parameters
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, n_total))
                  if cfg.get("lr_schedule", "constant") == "cosine" else None)
     use_queries = coeff["coeff_MLP_sub_diff"] > 0 or coeff["coeff_MLP_sub_norm"] > 0
@@ -128,6 +128,7 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
             terms["k_floor"] = coeff["coeff_k_floor"] * L.k_floor_penalty(model.log_k, float(cfg.k_floor_threshold))
         if coeff["coeff_k_range"] > 0:
             terms["k_range"] = coeff["coeff_k_range"] * L.k_range_penalty(model.log_k, p.log_k_min, p.log_k_max)
+        sto = model.coefficients() if learned_S else None  # the coefficients the model uses
         if sto is not None and coeff["coeff_S_L1"] > 0:
             terms["S_L1"] = coeff["coeff_S_L1"] * L.s_l1_penalty(sto)
         if sto is not None and coeff["coeff_S_integer"] > 0:
@@ -201,7 +202,7 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
     (out_dir / "analysis.log").write_text("".join(f"{k}: {v}\n" for k, v in metrics.items()))
     (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     np.save(out_dir / "log_k.npy", model.log_k.detach().cpu().numpy())
-    if sto is not None:
+    if learned_S:
         np.save(out_dir / "S_learned.npy", model.stoichiometry().detach().cpu().numpy())
     torch.save({"model": model.state_dict(), "config": OmegaConf.to_container(cfg, resolve=True)}, out_dir / "checkpoint.pt")
     (out_dir / "history.json").write_text(json.dumps(history))

@@ -45,6 +45,8 @@ CHOICES = {
     "tie": ("none", "same_column"),
     "stoichiometry": ("given", "learned"),
     "exponent": ("input", "power"),
+    "sto_init": ("lab", "unit"),
+    "sto_gauge": ("none", "median"),
 }
 
 
@@ -66,12 +68,14 @@ class ReactionModel(RateModel):
         k_prior: float = 0.0,
         stoichiometry: str = "given",
         exponent: str = "input",
+        sto_init: str = "lab",
+        sto_gauge: str = "none",
         log_k_range: tuple[float, float] = (-2.0, -1.0),
     ):
         super().__init__()
         for key, value in (("softplus", softplus), ("aggregation", aggregation), ("node_init", node_init),
                            ("gate", gate), ("tie", tie), ("stoichiometry", stoichiometry),
-                           ("exponent", exponent)):
+                           ("exponent", exponent), ("sto_init", sto_init), ("sto_gauge", sto_gauge)):
             if value not in CHOICES[key]:
                 raise ValueError(f"model.{key}={value}: must be one of {', '.join(CHOICES[key])}")
         if not k_prior >= 0:
@@ -82,7 +86,7 @@ class ReactionModel(RateModel):
         self.sub = mlp([2] + [hidden_dim_sub] * (n_layers_sub - 1) + [1])
         self.node_mlp = mlp([1 + embedding_dim] + [hidden_dim_node] * (n_layers_node - 1) + [1])
         self.embedding = nn.Parameter(torch.randn(n_met, embedding_dim) * 0.1)
-        self.learned_S, self.exponent = stoichiometry == "learned", exponent
+        self.learned_S, self.exponent, self.sto_gauge = stoichiometry == "learned", exponent, sto_gauge
         structure = k_structure(net, tie=tie == "same_column" and not self.learned_S)
         self.log_k_param = nn.Parameter(torch.empty(structure.n_params).uniform_(*log_k_init))
         self.register_buffer("k_index", torch.as_tensor(structure.index, dtype=torch.long))
@@ -118,7 +122,10 @@ class ReactionModel(RateModel):
             all_edges = net.signed_edges
             self.register_buffer("sto_met", torch.as_tensor(all_edges[:, 0], dtype=torch.long))
             self.register_buffer("sto_rxn", torch.as_tensor(all_edges[:, 1], dtype=torch.long))
-            self.sto = nn.Parameter(torch.randn(len(all_edges)) * 0.1)
+            init = torch.randn(len(all_edges))
+            if sto_init == "unit":  # a random sign at magnitude 1: every edge of a given edge set is a non-zero integer
+                init = torch.sign(init) * (1.0 + 0.1 * torch.randn(len(all_edges)))
+            self.sto = nn.Parameter(init * 0.1 if sto_init == "lab" else init)
             where = {(int(m), int(j)): i for i, (m, j, _) in enumerate(all_edges)}
             sub_to_sto = [where.get((int(m), int(j)), -1) for m, j, _ in edges]  # -1: no S entry, |s| stays given
             self.register_buffer("sub_to_sto", torch.as_tensor(sub_to_sto, dtype=torch.long))
@@ -154,16 +161,25 @@ class ReactionModel(RateModel):
             h = h - at0[which]
         return h
 
+    def coefficients(self) -> torch.Tensor:
+        """The learned coefficient of each edge of S, as the model uses it. With `sto_gauge=median` the raw
+        parameters are divided by their median magnitude: with MLP_sub learned, (a S, k / a, msg^(1/a)) fits the
+        data as well as (S, k, msg) for every a > 0, so one global scale of S is not in the data; this fixes it by
+        the convention that the median edge has |s| = 1 (true wherever most coefficients are +-1)."""
+        if self.sto_gauge == "median":
+            return self.sto / self.sto.abs().median().clamp_min(1e-6)
+        return self.sto
+
     def stoichiometry(self) -> torch.Tensor:
         """(n_met, n_rxn): the S the model uses (learned coefficients on the edge set, zero off it)."""
         if not self.learned_S:
             return self.S_T.T
         S = torch.zeros(self.S_T.shape[1], self.S_T.shape[0], dtype=self.sto.dtype, device=self.sto.device)
-        return S.index_put((self.sto_met, self.sto_rxn), self.sto, accumulate=True)
+        return S.index_put((self.sto_met, self.sto_rxn), self.coefficients(), accumulate=True)
 
     def substrate_powers(self) -> torch.Tensor:
         """|s| of every substrate edge: given, or |learned coefficient| of the same (metabolite, reaction)."""
-        learned = self.sto.abs()[self.sub_to_sto.clamp_min(0)]
+        learned = self.coefficients().abs()[self.sub_to_sto.clamp_min(0)]
         return torch.where(self.sub_to_sto >= 0, learned, self.sub_pow.to(learned.dtype))
 
     def forward(self, c: torch.Tensor, sub_queries: torch.Tensor | None = None) -> Output:

@@ -33,6 +33,7 @@ EXTRA_METRICS: dict[str, int] = {
     "rate_constants_R2_identifiable": 4, "n_outliers_identifiable": 0, "rollout_horizon": 0,
     "embedding_cluster_acc": 4, "embedding_n_clusters": 0, "MLP_sub_R2": 4,
     "MLP_sub_exponent_1": 4, "MLP_sub_exponent_2": 4,
+    "stoichiometry_R2": 4, "stoichiometry_exact": 4, "stoichiometry_exact_identifiable": 4,
     "training_time_min": 2, "iterations_per_second": 2,
 }
 # Metric keys that are text/lists, never written on the Metrics line.
@@ -172,21 +173,22 @@ _STATUS_NOTE = {
 }
 
 
-def observation_text(rec: TrialRecord, by_iter: dict[int, TrialRecord]) -> str:
+def observation_text(rec: TrialRecord, by_iter: dict[int, TrialRecord], objective: str = "rate_constants_R2") -> str:
+    """The Observation line: the change in the sweep's objective (the tree's reward) against the parent."""
     m = rec.metrics
     parts: list[str] = []
-    r2 = _num(m.get("rate_constants_R2"))
+    r2 = _num(m.get(objective))
     if rec.parent is None:
         parts.append(f"baseline of block {rec.block} (first batch, from root)" if not rec.mutation
                      else f"first batch of block {rec.block}: one move from the root config")
     elif (par := by_iter.get(rec.parent)) is None:
         parts.append(f"parent {rec.parent} not in the log")
     else:
-        pr2 = _num(par.metrics.get("rate_constants_R2"))
+        pr2 = _num(par.metrics.get(objective))
         if r2 is not None and pr2 is not None:
-            parts.append(f"rate_constants_R2 {pr2:.3f} -> {r2:.3f} ({r2 - pr2:+.3f}) vs parent {rec.parent}")
+            parts.append(f"{objective} {pr2:.3f} -> {r2:.3f} ({r2 - pr2:+.3f}) vs parent {rec.parent}")
         else:
-            parts.append(f"no rate_constants_R2 to compare with parent {rec.parent}")
+            parts.append(f"no {objective} to compare with parent {rec.parent}")
     ident = _num(m.get("rate_constants_R2_identifiable"))
     if ident is not None:
         parts.append(f"identifiable-reaction R2 {ident:.3f}")
@@ -200,11 +202,11 @@ def observation_text(rec: TrialRecord, by_iter: dict[int, TrialRecord]) -> str:
     return "; ".join(parts)
 
 
-def _reward(rec: TrialRecord) -> float | None:
+def _reward(rec: TrialRecord, objective: str = "rate_constants_R2") -> float | None:
     # as the UCB tree sees it (sweep.scores): a pruned or crashed trial has no result, whatever R2 it logged
     if rec.status in ("running", "pruned") or "error" in rec.metrics:
         return None
-    r = _num(rec.metrics.get("rate_constants_R2"))
+    r = _num(rec.metrics.get(objective))
     return r if r is not None and math.isfinite(r) else None
 
 
@@ -220,7 +222,8 @@ def _dedupe(records: list[TrialRecord]) -> list[TrialRecord]:
     return [best[i] for i in sorted(best)]
 
 
-def _iter_entry(rec: TrialRecord, by_iter: dict[int, TrialRecord], next_parent: int | None) -> list[str]:
+def _iter_entry(rec: TrialRecord, by_iter: dict[int, TrialRecord], next_parent: int | None,
+                objective: str = "rate_constants_R2") -> list[str]:
     return [
         f"## Iter {rec.iter}: {rec.status}",
         f"Node: id={rec.iter}, parent={'root' if rec.parent is None else rec.parent}",
@@ -231,7 +234,7 @@ def _iter_entry(rec: TrialRecord, by_iter: dict[int, TrialRecord], next_parent: 
         f"Visual: {visual_text(rec.metrics)}",
         f"Mutation: {format_mutation(rec)}",
         f"Parent rule: {rec.parent_rule}",
-        f"Observation: {observation_text(rec, by_iter)}",
+        f"Observation: {observation_text(rec, by_iter, objective)}",
         f"Next: parent={'root' if next_parent is None else next_parent}",
         "",
     ]
@@ -253,8 +256,9 @@ def _summary(batch: int, recs: list[TrialRecord]) -> list[str]:
 
 
 def render_log(title: str, records: list[TrialRecord], n_parallel: int, n_iter_block: int,
-               regime_lines: list[str] | None = None) -> str:
-    """The whole log, rebuilt from the records (deterministic: same records -> same text, any order)."""
+               regime_lines: list[str] | None = None, objective: str = "rate_constants_R2") -> str:
+    """The whole log, rebuilt from the records (deterministic: same records -> same text, any order).
+    `objective`: the metric the tree rewards (the sweep's first objective): it picks each block's best."""
     recs = _dedupe(records)
     by_iter = {r.iter: r for r in recs}
     batches: dict[int, list[TrialRecord]] = {}
@@ -290,10 +294,10 @@ def render_log(title: str, records: list[TrialRecord], n_parallel: int, n_iter_b
         for r in sorted(brecs, key=lambda r: r.iter):
             if r.status == "running":
                 continue  # planned only; its entry is written once it finishes
-            rw = _reward(r)
-            if rw is not None and (block not in best or rw > _reward(best[block])):  # type: ignore[operator]
+            rw = _reward(r, objective)
+            if rw is not None and (block not in best or rw > _reward(best[block], objective)):  # type: ignore[operator]
                 best[block] = r
-            out += _iter_entry(r, by_iter, best[block].iter if block in best else None)
+            out += _iter_entry(r, by_iter, best[block].iter if block in best else None, objective)
         later = bi < len(order) - 1
         if all(r.status != "running" for r in brecs) and (len(brecs) >= n_parallel or later):
             out += ["---", ""] + _summary(b, brecs)

@@ -75,14 +75,15 @@ def ucb_rows(study: optuna.Study, trials: list[FrozenTrial], records: list[Trial
 
 
 def write_reports(study: optuna.Study, out_dir: Path, title: str, base: dict[str, Any], n_parallel: int,
-                  n_iter_block: int, c: float, regime_lines: list[str] | None = None) -> tuple[Path, Path]:
+                  n_iter_block: int, c: float, regime_lines: list[str] | None = None,
+                  objective: str = "rate_constants_R2") -> tuple[Path, Path]:
     """Rebuild `<study>_analysis.md` and `<study>_ucb_scores.txt` in out_dir from the study."""
     trials = study.get_trials(deepcopy=False)
     records = [trial_record(t, base, n_parallel, n_iter_block) for t in trials if t.state != TrialState.WAITING]
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path = out_dir / f"{study.study_name}_analysis.md"
     ucb_path = out_dir / f"{study.study_name}_ucb_scores.txt"
-    write_text(log_path, render_log(title, records, n_parallel, n_iter_block, regime_lines))
+    write_text(log_path, render_log(title, records, n_parallel, n_iter_block, regime_lines, objective))
     block, rows = ucb_rows(study, trials, records, n_iter_block, c)
     write_text(ucb_path, render_ucb_scores(rows, block=block, c=c))
     return log_path, ucb_path

@@ -153,12 +153,13 @@ class SweepRunner:
 
     def write_reports(self) -> tuple[Path, Path]:
         return records.write_reports(self.study, self.sweep_dir, self.title, self.base, self.s.n_parallel,
-                                     self.s.n_iter_block, self.s.ucb_c, self.regime_lines)
+                                     self.s.n_iter_block, self.s.ucb_c, self.regime_lines, self.s.objectives[0])
 
     def summary_table(self) -> str:
         """A Markdown table of the study's trials: what the lab reads first."""
-        rows = ["| iter | parent | mutation | status | rate_constants_R2 | R2 identifiable | test_R2 | alpha |",
-                "|---|---|---|---|---|---|---|---|"]
+        keys = list(dict.fromkeys([*self.s.objectives, "rate_constants_R2", "rate_constants_R2_identifiable",
+                                   "test_R2", "alpha"]))  # the objectives first
+        rows = ["| iter | parent | mutation | status | " + " | ".join(keys) + " |", "|---|---|---|---|" + "---|" * len(keys)]
         for t in sorted(self.study.get_trials(deepcopy=False), key=lambda t: t.number):
             if t.state == TrialState.WAITING:
                 continue
@@ -170,7 +171,7 @@ class SweepRunner:
                 return f"{v:.4g}" if isinstance(v, (int, float)) else "-"
 
             rows.append(f"| {r.iter} | {r.parent or 'root'} | {r.mutation or 'None'} | {r.status} | "
-                        f"{f('rate_constants_R2')} | {f('rate_constants_R2_identifiable')} | {f('test_R2')} | {f('alpha')} |")
+                        + " | ".join(f(k) for k in keys) + " |")
         return "\n".join(rows)
 
     def _job_overrides(self, trial: Trial) -> list[str]:
