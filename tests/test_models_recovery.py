@@ -1,5 +1,6 @@
 """The recovery models: what S implies about k (tied parameters, a prior) in the model and the oracle, each
 entry's vectorised forward against a loop over edges, and a short tiny-regime run where the default beats the lab's model."""
+import json
 import math
 from types import SimpleNamespace
 
@@ -202,3 +203,49 @@ def test_power_exponent_forward(stoichiometry):
     assert torch.allclose(model(c).dcdt, naive_per_edge(model, net, c), rtol=1e-4, atol=1e-6)
     x = torch.tensor([0.5, 3.0])
     assert torch.allclose(model.substrate(x, 2.0), model.substrate(x, 1.0) ** 2)
+
+
+@pytest.mark.parametrize("sto_param", ["coefficient", "rate"])
+@pytest.mark.parametrize("sto_gauge", ["none", "median"])
+def test_learned_S_parameterisations(sto_param, sto_gauge):
+    # the forward uses the coefficients the options define; the median gauge removes the raw scale; `rate` holds s k
+    net = build_network(regime("tiny"))
+    torch.manual_seed(2)
+    model = ReactionModel(net, softplus="per_edge", gate="origin", node_init="default", stoichiometry="learned",
+                          exponent="power", sto_init="unit", sto_gauge=sto_gauge, sto_param=sto_param,
+                          hidden_dim_sub=16, log_k_range=(-2.0, -1.0))
+    raw = model.sto.detach().clone()
+    assert bool(((raw.abs() > 0.5) & (raw.abs() < 1.5)).all()) and bool((raw > 0).any() and (raw < 0).any())
+    c = torch.rand(2, net.n_metabolites) * 5
+    assert torch.allclose(model(c).dcdt, naive_per_edge(model, net, c), rtol=1e-4, atol=1e-6)
+    coef = model.coefficients().detach()
+    if sto_gauge == "median":
+        assert float(coef.abs().median()) == pytest.approx(1.0)
+        with torch.no_grad():
+            model.sto.mul_(3.0)
+        assert torch.allclose(model.coefficients().detach(), coef, rtol=1e-5)
+    elif sto_param == "rate":  # s = rate / k, scaled by the middle of the known range
+        k = torch.pow(10.0, model.log_k.detach()[model.sto_rxn])
+        assert torch.allclose(coef * k, raw * 10 ** -1.5, rtol=1e-5)
+    else:
+        assert torch.equal(coef, raw)
+    with torch.no_grad():  # the exponent ramp's start: every exponent 1, whatever the coefficients
+        model.exponent_mix.fill_(0.0)
+    assert torch.allclose(model.substrate_powers(), torch.ones(len(net.substrate_edges)))
+
+
+def test_exponent_ramp_reaches_the_coefficients_by_the_end(tmp_path, compose_config):
+    # S_exponent_ramp: exponents go from 1 to |s| during training; the saved model uses |s| exactly
+    cfg = compose_config("simulation=tiny", "model.stoichiometry=learned", "model.exponent=power", "loss=s_recovery",
+                         "S_exponent_ramp=0.5", "data_augmentation_loop=4", "plots=false", "tensorboard=false",
+                         "progress=false", "compile=false")
+    T.train(cfg, tmp_path / "run")
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["model"]
+    assert float(state["exponent_mix"]) == 1.0
+    h = json.loads((tmp_path / "run" / "history.json").read_text())
+    n_total = h["iteration"][-1] + 1
+    for it, mix in zip(h["iteration"], h["exponent_mix"]):  # linear from 1 / ramp to 1 over the first half
+        assert mix == pytest.approx(min(1.0, (it + 1) / (0.5 * n_total)), abs=1e-6)
+    assert h["exponent_mix"][0] < 0.1
+    S = np.load(tmp_path / "run" / "S_learned.npy")
+    assert (S != 0).sum() == len(build_network(regime("tiny")).signed_edges)

@@ -104,9 +104,12 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
     model.train()
     WARMUP = 20  # first iterations (and torch.compile's tracing) are left out of iterations_per_second
     t_warm = t0
+    ramp = float(cfg.get("S_exponent_ramp") or 0.0) * n_total  # learned S: iterations until exponent = |s|
     for it in bar:
         if it == WARMUP:
             t_warm = time.perf_counter()
+        if learned_S and ramp > 0:
+            model.exponent_mix.fill_(min(1.0, (it + 1) / ramp))
         k = torch.randint(0, high, (int(cfg.batch_size),), generator=frames_rng).to(device)
         if recurrent:
             c = conc[k]
@@ -156,6 +159,8 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
             history["iteration"].append(it)
             for name in sums:
                 history[name].append(values.get(name, 0.0))
+            if learned_S:
+                history.setdefault("exponent_mix", []).append(float(model.exponent_mix))
             if writer:
                 for name, v in values.items():
                     writer.add_scalar(f"loss/{name}", v, it)

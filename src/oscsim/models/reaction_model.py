@@ -47,6 +47,7 @@ CHOICES = {
     "exponent": ("input", "power"),
     "sto_init": ("lab", "unit"),
     "sto_gauge": ("none", "median"),
+    "sto_param": ("coefficient", "rate"),
 }
 
 
@@ -70,12 +71,13 @@ class ReactionModel(RateModel):
         exponent: str = "input",
         sto_init: str = "lab",
         sto_gauge: str = "none",
+        sto_param: str = "coefficient",
         log_k_range: tuple[float, float] = (-2.0, -1.0),
     ):
         super().__init__()
         for key, value in (("softplus", softplus), ("aggregation", aggregation), ("node_init", node_init),
                            ("gate", gate), ("tie", tie), ("stoichiometry", stoichiometry),
-                           ("exponent", exponent), ("sto_init", sto_init), ("sto_gauge", sto_gauge)):
+                           ("exponent", exponent), ("sto_init", sto_init), ("sto_gauge", sto_gauge), ("sto_param", sto_param)):
             if value not in CHOICES[key]:
                 raise ValueError(f"model.{key}={value}: must be one of {', '.join(CHOICES[key])}")
         if not k_prior >= 0:
@@ -87,6 +89,7 @@ class ReactionModel(RateModel):
         self.node_mlp = mlp([1 + embedding_dim] + [hidden_dim_node] * (n_layers_node - 1) + [1])
         self.embedding = nn.Parameter(torch.randn(n_met, embedding_dim) * 0.1)
         self.learned_S, self.exponent, self.sto_gauge = stoichiometry == "learned", exponent, sto_gauge
+        self.sto_param = sto_param
         structure = k_structure(net, tie=tie == "same_column" and not self.learned_S)
         self.log_k_param = nn.Parameter(torch.empty(structure.n_params).uniform_(*log_k_init))
         self.register_buffer("k_index", torch.as_tensor(structure.index, dtype=torch.long))
@@ -129,6 +132,10 @@ class ReactionModel(RateModel):
             where = {(int(m), int(j)): i for i, (m, j, _) in enumerate(all_edges)}
             sub_to_sto = [where.get((int(m), int(j)), -1) for m, j, _ in edges]  # -1: no S entry, |s| stays given
             self.register_buffer("sub_to_sto", torch.as_tensor(sub_to_sto, dtype=torch.long))
+            # Exponent = mix |s| + (1 - mix): the training loop may ramp mix from 0 to 1 (`S_exponent_ramp`) so the
+            # signs and the per-edge rates settle before the exponents bind the coefficients' scale. A buffer, not
+            # a Python float, so a compiled forward reads it without recompiling. 1 = SPEC §8 (|s| exactly).
+            self.register_buffer("exponent_mix", torch.ones(()))
         self.register_buffer("sub_met", torch.as_tensor(edges[:, 0], dtype=torch.long))
         self.register_buffer("sub_pow", torch.as_tensor(edges[:, 2], dtype=torch.float32))
         met_u, edge_met = np.unique(edges[:, 0], return_inverse=True)  # for exponent=power: rows per metabolite
@@ -166,9 +173,12 @@ class ReactionModel(RateModel):
         parameters are divided by their median magnitude: with MLP_sub learned, (a S, k / a, msg^(1/a)) fits the
         data as well as (S, k, msg) for every a > 0, so one global scale of S is not in the data; this fixes it by
         the convention that the median edge has |s| = 1 (true wherever most coefficients are +-1)."""
+        sto = self.sto
+        if self.sto_param == "rate":  # the parameter is the edge's signed rate s k (scaled by the range's middle)
+            sto = sto * torch.pow(10.0, self.k_prior_mean - self.log_k[self.sto_rxn])
         if self.sto_gauge == "median":
-            return self.sto / self.sto.abs().median().clamp_min(1e-6)
-        return self.sto
+            return sto / sto.abs().median().clamp_min(1e-6)
+        return sto
 
     def stoichiometry(self) -> torch.Tensor:
         """(n_met, n_rxn): the S the model uses (learned coefficients on the edge set, zero off it)."""
@@ -180,6 +190,7 @@ class ReactionModel(RateModel):
     def substrate_powers(self) -> torch.Tensor:
         """|s| of every substrate edge: given, or |learned coefficient| of the same (metabolite, reaction)."""
         learned = self.coefficients().abs()[self.sub_to_sto.clamp_min(0)]
+        learned = self.exponent_mix * learned + (1.0 - self.exponent_mix)
         return torch.where(self.sub_to_sto >= 0, learned, self.sub_pow.to(learned.dtype))
 
     def forward(self, c: torch.Tensor, sub_queries: torch.Tensor | None = None) -> Output:
