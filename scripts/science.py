@@ -283,20 +283,27 @@ def targets_section(root: Path, ceilings: dict[str, dict]) -> list[str]:
     return lines
 
 
+def arm_rows(net_dir: Path, arms: dict[str, tuple[list[str], str, list[int]]], keys: list[str]) -> list[str]:
+    """One table row per arm (overrides, what it is, seeds): median ± std over its finished seeds."""
+    lines = []
+    for arm, (ov, what, seeds) in arms.items():
+        runs = [r for s in seeds if (r := read_run(net_dir / f"{arm}_seed{s}"))]
+        if not runs:
+            lines.append(f"| {arm} | `{' '.join(ov)}` | {what} | (not run) |")
+            continue
+        cells = [("{:.4g} ± {:.2g}".format(*stats(runs, k))) for k in keys]
+        lines.append(f"| {arm} ({len(runs)}) | `{' '.join(ov) or '(defaults)'}` | {what} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def ablation_section(root: Path) -> list[str]:
     lines = ["## Ablation: from the lab's model to the default, one change at a time", "",
              f"rank_50 (network seed 42), seeds {', '.join(map(str, ABLATION_SEEDS))}, 72,000 iterations each; "
              "median ± std over seeds. Every arm's overrides are listed; each model entry's file in `conf/model/` "
              "says what it changes and why.", "",
              "| arm | overrides | change | " + " | ".join(ABLATION_KEYS) + " |", "|---|---|---|" + "---|" * len(ABLATION_KEYS)]
-    for arm, (ov, change) in ABLATION.items():
-        runs = [r for s in ABLATION_SEEDS if (r := read_run(root / "rank50_net42" / f"{arm}_seed{s}"))]
-        if not runs:
-            lines.append(f"| {arm} | `{' '.join(ov)}` | {change} | (not run) |")
-            continue
-        cells = [("{:.4g} ± {:.2g}".format(*stats(runs, k))) for k in ABLATION_KEYS]
-        lines.append(f"| {arm} ({len(runs)}) | `{' '.join(ov) or '(defaults)'}` | {change} | " + " | ".join(cells) + " |")
-    return lines
+    arms = {arm: (ov, change, ABLATION_SEEDS) for arm, (ov, change) in ABLATION.items()}
+    return lines + arm_rows(root / "rank50_net42", arms, ABLATION_KEYS)
 
 
 REGIME_KEYS = ["rate_constants_R2", "n_outliers", "rate_constants_R2_identifiable", "n_outliers_identifiable",
@@ -347,14 +354,7 @@ def s_recovery_section(root: Path) -> list[str]:
              "training time <= 2x the S-given default's.", "",
              "| arm | overrides | what | " + " | ".join(S_KEYS) + " |", "|---|---|---|" + "---|" * len(S_KEYS)]
     arms = {**S_RECOVERY, "default": ([], "S given (the default), for the time comparison", [1, 2, 3, 4, 5])}
-    for arm, (ov, what, seeds) in arms.items():
-        runs = [r for s in seeds if (r := read_run(root / "rank50_net42" / f"{arm}_seed{s}"))]
-        if not runs:
-            lines.append(f"| {arm} | `{' '.join(ov)}` | {what} | (not run) |")
-            continue
-        cells = [("{:.4g} ± {:.2g}".format(*stats(runs, k))) for k in S_KEYS]
-        lines.append(f"| {arm} ({len(runs)}) | `{' '.join(ov) or '(defaults)'}` | {what} | " + " | ".join(cells) + " |")
-    return lines
+    return lines + arm_rows(root / "rank50_net42", arms, S_KEYS)
 
 
 def per_seed_section(root: Path) -> list[str]:
