@@ -116,11 +116,22 @@ def compose(overrides: list[str]):
         return hydra_compose("config", overrides=overrides)
 
 
+# Model options that only act with learned S: with S given, a run saved before they existed is the same run.
+S_ONLY_MODEL_KEYS = ("sto_init", "sto_gauge", "sto_param")
+
+
 def result_config(cfg) -> dict:
     from omegaconf import OmegaConf
 
     c = OmegaConf.to_container(cfg, resolve=True)
-    return {k: c.get(k) for k in RESULT_KEYS}
+    out = {k: c.get(k) for k in RESULT_KEYS}
+    model = dict(out["model"] or {})
+    if model.get("stoichiometry", "given") == "given":
+        model = {k: v for k, v in model.items() if k not in S_ONLY_MODEL_KEYS}
+        if model.get("exponent") == "auto":
+            model["exponent"] = "input"
+    out["model"] = model
+    return out
 
 
 def run_one(run_dir: Path, overrides: list[str]) -> dict:
@@ -363,6 +374,8 @@ def per_seed_section(root: Path) -> list[str]:
             "rollout_horizon", "test_R2", "training_time_min"]
     lines = ["## Per run", "", "| network | run | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
     for mfile in sorted(root.glob("*/*/metrics.json")):
+        if mfile.parent.suffix == ".stale":  # replaced by a run of today's configuration
+            continue
         m = read_run(mfile.parent)
         lines.append(f"| {mfile.parent.parent.name} | {mfile.parent.name} | " + " | ".join(fmt(m.get(k)) for k in keys) + " |")
     return lines
@@ -406,7 +419,7 @@ def main() -> None:
             for _ in pool.map(lambda job: run_one(*job), jobs):
                 bar.update(1)
     if args.rescore is not None:
-        for mfile in tqdm(sorted(root.glob("*/*/metrics.json")), desc="rescore"):
+        for mfile in tqdm(sorted(root.glob("*/*_seed[0-9]/metrics.json")), desc="rescore"):
             if not args.rescore or mfile.parent.parent.name in args.rescore:
                 rescore(mfile.parent)
     ceilings = {n: ceiling(n) for n in NETWORKS if (root / n).exists()}

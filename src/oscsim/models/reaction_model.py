@@ -13,10 +13,14 @@ Each option is one change a `conf/model/` entry names:
   `freeze_stoichiometry: false`): the edge sets stay given, one signed coefficient per edge of S is learned from
   randn * 0.1, and each substrate edge's exponent is |coefficient| of the same (metabolite, reaction) pair. S
   is then unknown, so no k is tied; the prior covers every reaction that is unidentifiable from the edges.
-- `exponent`: how |s| enters: `input` (the lab: MLP_sub's second input, a free function of it) or `power`
-  (msg(c, |s|) = msg(c, 1)^|s|, the mass-action structure c^s = (c^1)^s with msg(c, 1) learned). With learned S
-  only `power` makes the exponent matter: with `input`, MLP_sub(c, a|s|) can undo any rescaling a of a
-  reaction's coefficients (k / a absorbs the rest), so the scale of learned coefficients is never fixed.
+- `exponent`: how |s| enters: `input` (the lab: MLP_sub's second input, a free function of it), `power`
+  (msg(c, |s|) = msg(c, 1)^|s|, the mass-action structure c^s = (c^1)^s with msg(c, 1) learned) or `auto`
+  (power with learned S, input with S given). With learned S only `power` makes the exponent matter: with
+  `input`, MLP_sub(c, a|s|) can undo any rescaling a of a reaction's coefficients (k / a absorbs the rest), so
+  the scale of learned coefficients is never fixed.
+- `sto_init`, `sto_gauge`, `sto_param` (learned S only): the coefficients' start (the lab's randn * 0.1, or a
+  random sign at magnitude 1), the convention that fixes the one global scale the data leave free (median
+  |s| = 1), and what the optimiser moves (the coefficient, or the edge's signed rate s k, s = rate / k).
 - `k_prior`: weight of a Gaussian prior, centred on the middle of the regime's known log10 k range, on the
   alpha-corrected k (the estimate the metrics read) of the parameters the data leave free along some direction
   (no substrate, a zero S column, a monomial shared with another column). What S implies lives here, in the
@@ -44,7 +48,7 @@ CHOICES = {
     "gate": ("none", "concentration", "origin"),
     "tie": ("none", "same_column"),
     "stoichiometry": ("given", "learned"),
-    "exponent": ("input", "power"),
+    "exponent": ("input", "power", "auto"),
     "sto_init": ("lab", "unit"),
     "sto_gauge": ("none", "median"),
     "sto_param": ("coefficient", "rate"),
@@ -88,7 +92,9 @@ class ReactionModel(RateModel):
         self.sub = mlp([2] + [hidden_dim_sub] * (n_layers_sub - 1) + [1])
         self.node_mlp = mlp([1 + embedding_dim] + [hidden_dim_node] * (n_layers_node - 1) + [1])
         self.embedding = nn.Parameter(torch.randn(n_met, embedding_dim) * 0.1)
-        self.learned_S, self.exponent, self.sto_gauge = stoichiometry == "learned", exponent, sto_gauge
+        self.learned_S, self.sto_gauge = stoichiometry == "learned", sto_gauge
+        # auto: power with learned S (the input form cannot fix the coefficients' scale), the lab's input otherwise
+        self.exponent = ("power" if self.learned_S else "input") if exponent == "auto" else exponent
         self.sto_param = sto_param
         structure = k_structure(net, tie=tie == "same_column" and not self.learned_S)
         self.log_k_param = nn.Parameter(torch.empty(structure.n_params).uniform_(*log_k_init))
