@@ -102,7 +102,9 @@ def test_data_dir_without_write_permission(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("override, line", [
     ("model.stoichiometry=nope", "error: model.stoichiometry=nope: must be one of given, learned"),
-    ("model.exponent=cube", "error: model.exponent=cube: must be one of input, power"),
+    ("model.exponent=cube", "error: model.exponent=cube: must be one of input, power, auto"),
+    ("model.sto_gauge=max", "error: model.sto_gauge=max: must be one of none, median"),
+    ("S_exponent_ramp=2", "error: S_exponent_ramp=2: must be in [0, 1]"),
     ("model.k_prior=-1", "error: model.k_prior=-1: must be >= 0"),
     ("lr_S=-1", "error: lr_S=-1: must be > 0, or null for lr_k"),
     ("coeff_S_integer=-0.1", "error: coeff_S_integer=-0.1: must be >= 0"),
