@@ -21,6 +21,12 @@ def test_oracle_recovers_exact_k_on_small_network():
     assert m["max_abs_error_identifiable"] < 1e-8
     assert np.allclose(m["log_k"], net.log_k, atol=1e-8)
     assert m["rate_constants_R2"] > 0.999999 and m["n_outliers"] == 0
+    # S unknown, monomials known: each edge's signed rate s k, one regression per metabolite
+    from oscsim.oracle.estimate import edge_rate_estimate
+
+    e = net.signed_edges
+    assert np.allclose(edge_rate_estimate(net, c.numpy(), d.numpy()), e[:, 2] * 10.0 ** net.log_k[e[:, 1]], rtol=1e-6)
+    assert m["s_sign_ceiling"] == 1.0 and m["s_sign_ceiling_identifiable"] == 1.0
 
 
 def test_oracle_rank50_ceiling():
@@ -28,6 +34,9 @@ def test_oracle_rank50_ceiling():
     m = oracle(ds.network, ds.concentrations, ds.dcdt, (-2.0, -1.0))
     assert m["n_identifiable"] == 239 and len(m["unidentifiable"]) == 17
     assert m["max_abs_error_identifiable"] < 1e-5  # float32 data
+    # the data fix the sign of every identifiable reaction's coefficients; 4 of the 510 edges (same-monomial
+    # pairs) they do not
+    assert m["s_sign_ceiling_identifiable"] == 1.0 and round(m["s_sign_ceiling"] * 510) == 506
     assert m["rate_constants_R2_identifiable"] > 0.99999
     # SPEC §6, measured on the lab's own data: 0.946 with 7 outliers (the lab's k are reproduced exactly)
     assert abs(m["rate_constants_R2"] - 0.946) < 0.001 and m["n_outliers"] == 7

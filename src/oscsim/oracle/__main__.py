@@ -13,7 +13,8 @@ from .estimate import exact_rollout_scores, oracle
 
 KEYS = ("rate_constants_R2", "trimmed_R2", "n_outliers", "slope", "rate_constants_R2_identifiable",
         "n_outliers_identifiable", "max_abs_error_identifiable", "n_identifiable", "n_unidentifiable",
-        "exact_test_R2_float32", "exact_rollout_horizon_float32", "exact_test_R2_float64", "exact_rollout_horizon_float64")
+        "exact_test_R2_float32", "exact_rollout_horizon_float32", "exact_test_R2_float64", "exact_rollout_horizon_float64",
+        "s_sign_ceiling", "s_sign_ceiling_identifiable")
 
 
 def run(cfg: DictConfig) -> dict:

@@ -98,7 +98,35 @@ def oracle(net: Network, c: np.ndarray, dcdt: np.ndarray, log_k_range: tuple[flo
         "unidentifiable": st.unidentifiable,
         "log_k": log_k.tolist(),
     })
+    m.update(s_sign_ceiling(net, c, dcdt))
     return m
+
+
+def edge_rate_estimate(net: Network, c: np.ndarray, dcdt: np.ndarray) -> np.ndarray:
+    """Least-squares signed rate s k of every edge of S (`net.signed_edges` order) when S is unknown but the
+    monomials are known: one regression per metabolite, dc_m/dt + lambda (c_m - b) on the monomials of the
+    reactions it takes part in (minimum norm where they are collinear). The sign of each is what the data say
+    about that coefficient's sign: the ceiling for learning S."""
+    c, y = np.asarray(c, np.float64), np.asarray(dcdt, np.float64)
+    y = y + net.homeostasis_lambda[net.metabolite_type] * (c - net.homeostasis_baseline[net.metabolite_type])
+    M = monomial_matrix(net, c)
+    edges = net.signed_edges
+    rates = np.zeros(len(edges))
+    for m in np.unique(edges[:, 0]):
+        rows = np.flatnonzero(edges[:, 0] == m)
+        rates[rows] = np.linalg.lstsq(M[:, edges[rows, 1]], y[:, m], rcond=RCOND)[0]
+    return rates
+
+
+def s_sign_ceiling(net: Network, c: np.ndarray, dcdt: np.ndarray) -> dict:
+    """Fraction of the edges of S (and of the identifiable reactions' edges) whose sign the data fix."""
+    edges = net.signed_edges
+    right = np.sign(edge_rate_estimate(net, c, dcdt)) == np.sign(edges[:, 2])
+    ident = np.ones(net.n_reactions, bool)
+    ident[k_structure(net, tie=True).unidentifiable] = False
+    keep = ident[edges[:, 1]]
+    return {"s_sign_ceiling": float(right.mean()),
+            "s_sign_ceiling_identifiable": float(right[keep].mean()) if keep.any() else float("nan")}
 
 
 def exact_rollout_scores(net: Network, c: np.ndarray, n_steps: int, dt: float) -> dict:
