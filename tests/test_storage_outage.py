@@ -113,9 +113,11 @@ def test_two_workers_wait_out_a_postgres_restart(tmp_path, pg_server):
     url, pg_ctl = pg_server
     name = f"outage_{uuid.uuid4().hex[:8]}"
     # heartbeats every 5 s, stale after 10 s: the 30 s outage is longer than the grace period on purpose
+    # one trial at a time per worker, so two running trials mean both workers are in before the server stops (with
+    # two each, a slow-starting worker could still be opening the storage then, and fail at once as it should)
     args = [f"hydra.sweeper.storage={url}", f"hydra.sweeper.study_name={name}", "hydra.sweeper.n_trials=8",
-            "hydra.sweeper.n_parallel=2", "hydra.sweeper.heartbeat_interval=5", "hydra.sweeper.grace_period=10"]
-    subprocess.run(command(tmp_path, *args, "hydra.sweeper.n_trials=1", "hydra.sweeper.n_parallel=1"), cwd=tmp_path,
+            "hydra.sweeper.n_parallel=1", "hydra.sweeper.heartbeat_interval=5", "hydra.sweeper.grace_period=10"]
+    subprocess.run(command(tmp_path, *args, "hydra.sweeper.n_trials=1"), cwd=tmp_path,
                    check=True, capture_output=True, timeout=600)  # creates the study and the dataset
     workers = [subprocess.Popen(command(tmp_path, *args, aug=60), cwd=tmp_path, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True) for _ in range(2)]
