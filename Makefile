@@ -92,7 +92,7 @@ bench-samplers: $(STAMP)
 # Every plan of scripts/science.py: the default on rank_50 (5 seeds), network seeds 1-3 (2 seeds each) and
 # oscillatory_mixed (3), each against its ceiling; the ablation (faithful -> each model entry -> default, 3 seeds);
 # the lab's regimes in REGIMES (ceiling, default 5 seeds, lab's model 3 seeds: one table each); learning S on
-# rank_50 (S learned 5 seeds, the lab's S-recovery settings 3). 72,000 iterations a run, JOBS at a time (4-10 min
+# rank_50 (S learned 5 seeds, the lab's S-recovery settings 2). 72,000 iterations a run, JOBS at a time (4-10 min
 # per run here). Writes docs/results.md from every finished run; resumable.
 REGIMES ?= oscillatory_rank_20 oscillatory_rank_50 oscillatory_rank_70
 science: $(STAMP)
