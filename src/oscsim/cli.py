@@ -7,7 +7,7 @@ from typing import Any, Callable, Sequence
 
 from omegaconf import DictConfig
 
-from .config import CONF_DIR, validate
+from .config import CONF_DIR, check_training_data, validate
 from .params import ConfigError
 
 
@@ -87,7 +87,7 @@ def command_checks(task: Callable[..., Any]) -> list[Callable[[DictConfig], None
         module = getattr(sys.modules["__main__"].__spec__, "name", module)
     command = module.removesuffix(".__main__")
     if command == "oscsim.train":
-        return [pf.check_data_dir, pf.check_device, pf.check_memory, pf.check_dataset]
+        return [pf.check_data_dir, check_training_data, pf.check_device, pf.check_memory, pf.check_dataset]
     if command in ("oscsim.simulate", "oscsim.oracle"):
         return [pf.check_data_dir, pf.check_dataset]
     return []

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
-from .params import ConfigError, SimulationParams
+from .params import ConfigError, ObservationParams, SimulationParams
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -51,13 +51,27 @@ TRAINING_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "rollout_frames": (lambda v: isinstance(v, int) and v >= 2, "an integer >= 2"),
     "compile": (lambda v: v in (True, False, "auto"), "true, false or auto"),
     "rollout_dtype": (lambda v: v in ("float32", "float64"), "float32 or float64"),
+    "window": (lambda v: isinstance(v, int) and 0 <= v <= 1000, "an integer in [0, 1000] (0: fit exact dc/dt)"),
+    "start_smoothing": (lambda v: isinstance(v, int) and 0 <= v <= 100, "an integer in [0, 100]"),
+    "heldout_fraction": (lambda v: 0 <= v <= 0.5, "in [0, 0.5]"),
     "seeds": (lambda v: v is None or (len(v) >= 1 and all(isinstance(x, int) and x >= 0 for x in v)),
               "null or a non-empty list of integers >= 0"),
 }
 
 
 def simulation_params(cfg: DictConfig) -> SimulationParams:
-    return SimulationParams.from_mapping(OmegaConf.to_container(cfg.simulation, resolve=True))
+    """The dataset's settings: a simulated regime's, or those of a user's data set (`simulation.path`)."""
+    sim = OmegaConf.to_container(cfg.simulation, resolve=True)
+    ObservationParams.from_mapping(sim)
+    if sim.get("path") is not None:
+        from .datafile import user_data
+
+        return user_data(sim)[0]
+    return SimulationParams.from_mapping(sim)
+
+
+def observation_params(cfg: DictConfig) -> ObservationParams:
+    return ObservationParams.from_mapping(OmegaConf.to_container(cfg.simulation, resolve=True))
 
 
 def validate(cfg: DictConfig) -> None:
@@ -75,3 +89,14 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={value}: must be {allowed}")
     if "device" in cfg and str(cfg.device) not in ("auto", "cpu") and not str(cfg.device).startswith("cuda"):
         raise ConfigError(f"device={cfg.device}: must be auto, cpu or cuda[:N]")
+
+
+def check_training_data(cfg: DictConfig) -> None:
+    """Training on what is only observed (noisy or strided concentrations, a user's data set) needs rollout
+    windows: raise ConfigError (one line) when the config would fit an exact dc/dt that is not there."""
+    o = observation_params(cfg)
+    if int(cfg.get("window") or 0) == 0 and (o.derivative_free or cfg.simulation.get("path") is not None):
+        why = (f"simulation.noise={o.noise}, simulation.stride={o.stride}" if o.derivative_free
+               else "a user's data set (simulation.path)")
+        raise ConfigError(f"window=0: with {why} the exact dc/dt is not observed; train on rollout windows "
+                          "(loss=observed, or window >= 1)")

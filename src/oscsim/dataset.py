@@ -21,7 +21,8 @@ from .files import atomic_write as _atomic_write
 from .files import locked as _locked
 from .files import write_json as _write_json
 from .network import Network, build_network, unidentifiable_reactions
-from .params import SimulationParams
+from .observation import Observation, observe
+from .params import ObservationParams, SimulationParams
 
 ARRAYS = (
     "concentrations", "dcdt", "metabolite_type", "substrate_edges", "signed_edges", "S", "log_k",
@@ -37,11 +38,22 @@ class Dataset:
     params: SimulationParams
     network: Network
     concentrations: np.ndarray  # (n_frames + 1, n_met) float32
-    dcdt: np.ndarray  # (n_frames + 1, n_met) float32, exact derivative at each frame
+    dcdt: np.ndarray | None  # (n_frames + 1, n_met) float32, exact derivative at each frame (None: not known)
     summary: dict
     heldout: np.ndarray | None = None  # (n_frames + 1, n_met) float32, another initial condition
     path: Path | None = None
     generated: bool = False  # True when this call simulated it (False: read from the cache)
+    observation: Observation | None = None  # what training sees (noisy, strided); set by `observed`
+
+    @property
+    def has_truth(self) -> bool:
+        """True when the true log10 k are known (always for a simulated regime; optional in a user's data)."""
+        return bool(np.isfinite(self.network.log_k).all())
+
+    @property
+    def derivatives_observed(self) -> bool:
+        """True when training may use the exact dc/dt: it exists and the observation is the clean series."""
+        return self.dcdt is not None and (self.observation is None or not self.observation.derivative_free)
 
     @property
     def S(self) -> np.ndarray:
@@ -65,6 +77,14 @@ def simulate(p: SimulationParams, progress: bool = False) -> Dataset:
         runs.append((c, d))
     (c, d), (heldout, _) = runs
     return Dataset(p, net, c, d, summarize(p, net, c), heldout)
+
+
+def observed(ds: Dataset, o: ObservationParams, substeps: int = 1) -> Dataset:
+    """`ds` with its observation set: every o.stride-th frame with noise o.noise (seeded by the dataset's seed);
+    the model integrates delta_t / substeps, o.stride * substeps steps between two observations."""
+    ds.observation = Observation(observe(ds.concentrations, o.noise, o.stride, ds.params.seed),
+                                 ds.params.delta_t / substeps, o.stride * substeps, o.noise, o.stride)
+    return ds
 
 
 def summarize(p: SimulationParams, net: Network, c: np.ndarray) -> dict:

@@ -56,13 +56,15 @@ def rate_constant_scores(model: RateModel, ds: Dataset) -> tuple[dict, np.ndarra
 
 
 @torch.no_grad()
-def rollout(model: RateModel, c0: torch.Tensor, n_steps: int, dt: float, clamp: bool) -> np.ndarray:
-    """Roll the learned dynamics forward with the simulator's Euler step; stops early once non-finite."""
+def rollout(model: RateModel, c0: torch.Tensor, n_steps: int, dt: float, clamp: bool, substeps: int = 1) -> np.ndarray:
+    """Roll the learned dynamics forward with the simulator's Euler step (`substeps` steps of dt / substeps per
+    frame); stops early once non-finite."""
     out = torch.full((n_steps + 1, c0.shape[-1]), float("nan"), dtype=c0.dtype, device=c0.device)
     c = c0.unsqueeze(0)
     out[0] = c0
     for t in range(n_steps):
-        c = euler_step(c, model(c).dcdt, dt, clamp)
+        for _ in range(substeps):
+            c = euler_step(c, model(c).dcdt, dt / substeps, clamp)
         out[t + 1] = c[0]
         if t % 100 == 0 and not torch.isfinite(c).all():
             break
@@ -85,7 +87,8 @@ def evaluate(model: RateModel, ds: Dataset, rollout_frames: int = 2000, clamp: b
         if traj is None:
             continue
         c0 = torch.as_tensor(traj[0], dtype=dtype, device=device)
-        preds[name] = rollout(r_model, c0, n_steps, ds.params.delta_t, clamp)
+        sub = ds.observation.frame_substeps if ds.observation is not None else 1
+        preds[name] = rollout(r_model, c0, n_steps, ds.params.delta_t, clamp, sub)
         m.update({name + k: v for k, v in M.rollout_metrics(traj[: n_steps + 1], preds[name]).items()})
     model.to(torch.float32)
     true, pred = ds.concentrations[: n_steps + 1], preds[""]

@@ -42,23 +42,24 @@ def trial_figures(ev: Evaluation, ds: Dataset, history: dict, out: Path) -> list
     ax.legend(fontsize=8)
     paths.append(_save(fig, out / "MLP_node.png"))
 
-    fig, ax = plt.subplots(figsize=(5, 5))
-    true, learned = ds.network.log_k, ev.corrected_log_k
-    unident = np.zeros(len(true), bool)
-    unident[m["unidentifiable"]] = True
-    for mask, style in ((~ev.outliers & ~unident, dict(s=8, label="identifiable")),
-                        (ev.outliers & ~unident, dict(s=12, color="red", label="identifiable, outlier")),
-                        (unident, dict(s=30, marker="^", facecolors="none", edgecolors="C2",
-                                       label="unidentifiable (S: shared monomial / no edge)"))):
-        if mask.any():
-            ax.scatter(true[mask], learned[mask], **style)
-    lims = [min(true.min(), np.nanmin(learned)) - 0.1, max(true.max(), np.nanmax(learned)) + 0.1]
-    ax.plot(lims, lims, "k:", lw=1)
-    ax.set(xlabel="true log10 k", ylabel="model's log10 k (alpha-corrected)",
-           title=f"R2={m['rate_constants_R2']:.3f} ({int(m['n_outliers'])} outliers), "
-                 f"identifiable R2={m['rate_constants_R2_identifiable']:.3f}\nalpha={alpha:.3f}")
-    ax.legend(fontsize=7)
-    paths.append(_save(fig, out / "rate_constants.png"))
+    if ds.has_truth:  # a user's data set may come without the true k
+        fig, ax = plt.subplots(figsize=(5, 5))
+        true, learned = ds.network.log_k, ev.corrected_log_k
+        unident = np.zeros(len(true), bool)
+        unident[m["unidentifiable"]] = True
+        for mask, style in ((~ev.outliers & ~unident, dict(s=8, label="identifiable")),
+                            (ev.outliers & ~unident, dict(s=12, color="red", label="identifiable, outlier")),
+                            (unident, dict(s=30, marker="^", facecolors="none", edgecolors="C2",
+                                           label="unidentifiable (S: shared monomial / no edge)"))):
+            if mask.any():
+                ax.scatter(true[mask], learned[mask], **style)
+        lims = [min(true.min(), np.nanmin(learned)) - 0.1, max(true.max(), np.nanmax(learned)) + 0.1]
+        ax.plot(lims, lims, "k:", lw=1)
+        ax.set(xlabel="true log10 k", ylabel="model's log10 k (alpha-corrected)",
+               title=f"R2={m['rate_constants_R2']:.3f} ({int(m['n_outliers'])} outliers), "
+                     f"identifiable R2={m['rate_constants_R2_identifiable']:.3f}\nalpha={alpha:.3f}")
+        ax.legend(fontsize=7)
+        paths.append(_save(fig, out / "rate_constants.png"))
 
     fig, axes = plt.subplots(4, 2, figsize=(13, 8), sharex=True)
     t = np.arange(len(ev.rollout_true)) * ds.params.delta_t

@@ -58,3 +58,28 @@ def s_integer_penalty(sto: torch.Tensor) -> torch.Tensor:
 def mass_conservation_penalty(sto: torch.Tensor, rxn: torch.Tensor, n_reactions: int) -> torch.Tensor:
     """mean over reactions of (sum of the reaction's coefficients)^2."""
     return torch.zeros(n_reactions, dtype=sto.dtype, device=sto.device).index_add(0, rxn, sto).pow(2).mean()
+
+
+# Observed data (SPEC §9): no dc/dt, so the model is rolled forward from observed states and matched there.
+def roll_windows(step, c0: torch.Tensor, window: int, substeps: int, dt: float, queries: torch.Tensor | None = None):
+    """Roll `step` (the model: c -> output with .dcdt) forward from c0 (B, n_met) with the simulator's clamped
+    Euler step, `substeps` steps of dt per observation interval, for `window` intervals. Returns the states at
+    each observation, (window, B, n_met), and the first step's output (the regularisers read it; `queries`
+    go into that step only)."""
+    c, states, first = c0, [], None
+    for _ in range(window):
+        for _ in range(substeps):
+            out = step(c, queries if first is None else None)
+            first = out if first is None else first
+            c = (c + dt * out.dcdt).clamp_min(0.0)
+        states.append(c)
+    return torch.stack(states), first
+
+
+def window_loss(states: torch.Tensor, targets: torch.Tensor, interval: float) -> torch.Tensor:
+    """Per window (summed over the batch): the mean over its observations j = 1..H of the L2 norm of the state
+    error divided by the time elapsed, j * interval: the lab's recurrent loss (error / (dt * time_step))
+    at every observation of the window, so it reads as a derivative error."""
+    H = states.shape[0]
+    elapsed = interval * torch.arange(1, H + 1, dtype=states.dtype, device=states.device)
+    return ((states - targets).norm(dim=-1) / elapsed[:, None]).mean(0).sum()

@@ -36,10 +36,12 @@ def rate_constant_metrics(
 ) -> dict[str, float]:
     """rate_constants_R2, trimmed_R2, n_outliers, slope, and the R^2 over identifiable reactions."""
     corrected, true = np.asarray(corrected, float), np.asarray(true, float)
-    if not np.all(np.isfinite(corrected)):
-        return {"rate_constants_R2": float("nan"), "trimmed_R2": float("nan"), "n_outliers": len(true),
+    if not np.all(np.isfinite(corrected)) or not np.all(np.isfinite(true)):
+        # a diverged model (every reaction an outlier), or a user's data set without the true k (unknown)
+        n = len(true) if np.all(np.isfinite(true)) else float("nan")
+        return {"rate_constants_R2": float("nan"), "trimmed_R2": float("nan"), "n_outliers": n,
                 "slope": float("nan"), "rate_constants_R2_identifiable": float("nan"),
-                "n_outliers_identifiable": len(true)}
+                "n_outliers_identifiable": n}
     r2, _ = linear_fit_r2(true, corrected)
     outlier = np.abs(corrected - true) > OUTLIER_THRESHOLD
     keep = ~outlier if outlier.sum() <= len(true) / 2 else np.ones_like(outlier)

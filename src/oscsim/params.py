@@ -16,6 +16,33 @@ class ConfigError(ValueError):
     """A setting is out of range; the message is one line naming the key."""
 
 
+# Keys of the `simulation` group that say what is observed of the trajectory, not how it is simulated: they
+# are ObservationParams', so they change neither the simulated dataset nor its cache key.
+OBSERVATION_KEYS = ("noise", "stride")
+
+
+@dataclass(frozen=True)
+class ObservationParams:
+    """What training sees (SPEC §9): every `stride`-th frame, each value times (1 + noise * N(0, 1))."""
+
+    noise: float = 0.0
+    stride: int = 1
+
+    @classmethod
+    def from_mapping(cls, m: Mapping[str, Any]) -> "ObservationParams":
+        o = cls(**{k: m[k] for k in OBSERVATION_KEYS if k in m and m[k] is not None})
+        if not (isinstance(o.noise, (int, float)) and 0 <= o.noise < 1):
+            raise ConfigError(f"simulation.noise={o.noise}: must be in [0, 1) (the sigma of multiplicative noise)")
+        if not (isinstance(o.stride, int) and o.stride >= 1):
+            raise ConfigError(f"simulation.stride={o.stride}: must be an integer >= 1 (keep every stride-th frame)")
+        return o
+
+    @property
+    def derivative_free(self) -> bool:
+        """True when exact dc/dt is not part of what is observed."""
+        return self.noise > 0 or self.stride > 1
+
+
 @dataclass(frozen=True)
 class SimulationParams:
     name: str
@@ -35,13 +62,15 @@ class SimulationParams:
     homeostasis_lambda: tuple[float, ...] = field(default=())
     homeostasis_baseline: tuple[float, ...] = field(default=())
     homeostatic_strength: float = 0.0
+    source: str = ""  # a user's data set: its path and content hash (empty for a simulated regime)
 
     @classmethod
     def from_mapping(cls, m: Mapping[str, Any]) -> "SimulationParams":
         names = {f.name for f in dataclasses.fields(cls)}
+        m = {k: v for k, v in m.items() if k not in OBSERVATION_KEYS}
         unknown = sorted(set(m) - names)
         if unknown:
-            raise ConfigError(f"simulation.{unknown[0]}: unknown key (allowed: {', '.join(sorted(names))})")
+            raise ConfigError(f"simulation.{unknown[0]}: unknown key (allowed: {', '.join(sorted(names | set(OBSERVATION_KEYS)))})")
         kw = dict(m)
         for key in ("homeostasis_lambda", "homeostasis_baseline"):
             kw[key] = tuple(float(x) for x in kw.get(key, ()))
@@ -74,6 +103,8 @@ class SimulationParams:
         d = dataclasses.asdict(self)
         d["homeostasis_lambda"] = list(self.homeostasis_lambda)
         d["homeostasis_baseline"] = list(self.homeostasis_baseline)
+        if not self.source:
+            del d["source"]  # so a simulated regime's cache key is what it was before user data existed
         return d
 
     def digest(self) -> str:

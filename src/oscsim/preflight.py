@@ -93,8 +93,9 @@ def training_bytes(cfg: DictConfig, net: Any, sizes: dict[str, int]) -> tuple[in
     from .models import build_model
 
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    p = simulation_params(cfg)
     with torch.device("meta"):
-        model = build_model(net, model_cfg, (cfg.simulation.log_k_min, cfg.simulation.log_k_max),
+        model = build_model(net, model_cfg, (p.log_k_min, p.log_k_max),
                             hidden_dim_sub=sizes["hidden_dim_sub"], n_layers_sub=sizes["n_layers_sub"],
                             hidden_dim_node=sizes["hidden_dim_node"], n_layers_node=sizes["n_layers_node"])
     n_params = sum(p.numel() for p in model.parameters())
@@ -109,8 +110,11 @@ def training_bytes(cfg: DictConfig, net: Any, sizes: dict[str, int]) -> tuple[in
     model(torch.zeros(sizes["batch_size"], net.n_metabolites, device="meta"), queries)
     for h in hooks:
         h.remove()
-    steps = sizes["time_step"] if bool(cfg.recurrent_training) else 1  # a recurrent step keeps every rollout step
-    data = 2 * (int(cfg.simulation.n_frames) + 1) * net.n_metabolites  # concentrations and dc/dt on the device
+    # a recurrent step or a rollout window keeps every step's activations for the backward pass
+    steps = sizes["time_step"] if bool(cfg.recurrent_training) else 1
+    if int(cfg.get("window") or 0):
+        steps = int(cfg.window) * int(cfg.simulation.get("stride", 1)) * int(cfg.simulation.get("substeps", 1))
+    data = 2 * (p.n_frames + 1) * net.n_metabolites  # concentrations and dc/dt on the device
     words = _PARAM_COPIES * n_params + _ACTIVATION_COPIES * activations * steps + data
     return _BYTES * words, n_params
 
@@ -150,6 +154,8 @@ def check_dataset(cfg: DictConfig) -> None:
     from .dataset import dataset_dir, save, simulate
 
     p = simulation_params(cfg)
+    if p.source:
+        return  # a user's data set: read and validated by simulation_params
     d = dataset_dir(p, data_root(cfg))
     if (d / "manifest.json").exists():
         return  # cached (the command verifies its checksums when it loads it)
@@ -164,7 +170,12 @@ def check_dataset(cfg: DictConfig) -> None:
 def _network(cfg: DictConfig) -> Any:
     from .network import build_network
 
-    return build_network(simulation_params(cfg))
+    p = simulation_params(cfg)
+    if p.source:  # a user's data set: its own network
+        from .datafile import user_data
+
+        return user_data(cfg.simulation)[1].network
+    return build_network(p)
 
 
 def needs_this_machine(cfg: DictConfig) -> bool:

@@ -20,10 +20,12 @@ from tqdm import tqdm
 
 from . import losses as L
 from .cli import hydra_entry
-from .config import EXTRA_CONFIG_KEYS, LAB_CONFIG_KEYS, validate
+from .config import EXTRA_CONFIG_KEYS, LAB_CONFIG_KEYS, check_training_data, validate
 from .evaluate import evaluate, rate_constant_scores
 from .metrics import trial_status
 from .models import build_model
+from .observation import Observation, smooth, window_starts
+from .params import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,7 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
     from .simulate import dataset_for
 
     validate(cfg)
+    check_training_data(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     # ---- settings -------------------------------------------------------------------------------------
     torch.set_num_threads(int(cfg.threads))
@@ -57,12 +60,24 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
     # ---- data -----------------------------------------------------------------------------------------
     ds = dataset_for(cfg)
     p = ds.params
-    conc = torch.as_tensor(ds.concentrations, device=device)
-    dcdt = torch.as_tensor(ds.dcdt, device=device)
     n_iter = iterations_per_epoch(p.n_frames, float(cfg.data_augmentation_loop), int(cfg.batch_size))
     n_total = n_iter * int(cfg.n_epochs)
-    high = p.n_frames - 4 - time_step  # frames drawn from [0, high), as the lab draws them
-    xnorm = 1.5 * float(np.std(ds.concentrations))
+    window = int(cfg.get("window") or 0)
+    if window:  # observed data: only the observed series (noisy, strided) is read from here on
+        obs = ds.observation
+        obs_c = torch.as_tensor(obs.c, device=device)
+        starts_c = torch.as_tensor(smooth(obs.c, int(cfg.start_smoothing)), device=device)
+        train_starts, held_starts = window_starts(len(obs.c), window, float(cfg.heldout_fraction))
+        if len(train_starts) == 0:
+            raise ConfigError(f"window={window}: longer than the observed series allows ({len(obs.c)} observations)")
+        train_starts_t = torch.as_tensor(train_starts, device=device)
+        offsets = torch.arange(1, window + 1, device=device)
+        xnorm = 1.5 * float(np.std(obs.c))
+    else:
+        conc = torch.as_tensor(ds.concentrations, device=device)
+        dcdt = torch.as_tensor(ds.dcdt, device=device)
+        high = p.n_frames - 4 - time_step  # frames drawn from [0, high), as the lab draws them
+        xnorm = 1.5 * float(np.std(ds.concentrations))
 
     # ---- model and optimiser --------------------------------------------------------------------------
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
@@ -110,14 +125,19 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
             t_warm = time.perf_counter()
         if learned_S and ramp > 0:
             model.exponent_mix.fill_(min(1.0, (it + 1) / ramp))
-        k = torch.randint(0, high, (int(cfg.batch_size),), generator=frames_rng).to(device)
-        if recurrent:
+        if window:  # rollouts from observed states, matched at each observation of the window
+            t = train_starts_t[torch.randint(0, len(train_starts), (int(cfg.batch_size),), generator=frames_rng).to(device)]
+            states, out = L.roll_windows(forward, starts_c[t], window, obs.substeps, obs.dt, queries if use_queries else None)
+            loss_pred = L.window_loss(states, obs_c[t[None] + offsets[:, None]], obs.interval)
+        elif recurrent:
+            k = torch.randint(0, high, (int(cfg.batch_size),), generator=frames_rng).to(device)
             c = conc[k]
             for _ in range(time_step):  # roll forward; the regularisers see the last step's outputs
                 out = forward(c, queries if use_queries else None)
                 c = c + p.delta_t * out.dcdt
             loss_pred = L.prediction_loss(c / (p.delta_t * time_step), conc[k + time_step] / (p.delta_t * time_step))
         else:
+            k = torch.randint(0, high, (int(cfg.batch_size),), generator=frames_rng).to(device)
             out = forward(conc[k], queries if use_queries else None)
             loss_pred = L.prediction_loss(out.dcdt, dcdt[k])
         terms = {"prediction": loss_pred}
@@ -187,8 +207,10 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
         ev = evaluate(model, ds, int(cfg.rollout_frames), bool(cfg.rollout_clamp),
                       getattr(torch, str(cfg.rollout_dtype)))
         metrics = ev.metrics
+        if window:
+            metrics["heldout_loss"] = heldout_loss(model, obs, held_starts, window)
         if status != "pruned":
-            status = trial_status(metrics["rate_constants_R2"])
+            status = trial_status(metrics["rate_constants_R2"]) if ds.has_truth else "completed"
     metrics.update({
         "final_loss": final_loss,
         "final_loss_per_sample": final_loss * p.n_metabolites / max(1, iterations_done * int(cfg.batch_size)),
@@ -225,6 +247,25 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
     log.info("%s", "  ".join(f"{k}={metrics[k]:.4g}" for k in ("rate_constants_R2", "trimmed_R2", "test_R2", "alpha")
                               if isinstance(metrics.get(k), float)))
     return metrics
+
+
+@torch.no_grad()
+def heldout_loss(model: torch.nn.Module, obs: Observation, starts: np.ndarray, window: int, chunk: int = 256) -> float:
+    """The window loss per window (no regulariser), averaged over the held-out windows of the observed series,
+    in float64: a score that needs no true k (a sweep objective on a user's data; lower is better)."""
+    if len(starts) == 0:
+        return float("nan")
+    p = next(model.parameters())
+    model = model.eval().to(torch.float64)
+    c = torch.as_tensor(obs.c, dtype=torch.float64, device=p.device)
+    offsets = torch.arange(1, window + 1, device=p.device)
+    total = 0.0
+    for i in range(0, len(starts), chunk):
+        t = torch.as_tensor(starts[i : i + chunk], device=p.device)
+        states, _ = L.roll_windows(model, c[t], window, obs.substeps, obs.dt)
+        total += float(L.window_loss(states, c[t[None] + offsets[:, None]], obs.interval))
+    model.to(torch.float32)
+    return total / len(starts)
 
 
 def _plain(v):

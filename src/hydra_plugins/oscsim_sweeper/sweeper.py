@@ -37,7 +37,9 @@ def base_config(cfg: DictConfig) -> dict[str, Any]:
 
 
 def regime_lines(cfg: DictConfig) -> list[str]:
-    sim = cfg.simulation
+    from oscsim.config import simulation_params
+
+    sim = simulation_params(cfg)
     return [
         "Regime: S frozen (from GT), learning rate constants k",
         f"- {sim.n_metabolites} metabolites, {sim.n_reactions} reactions, {sim.n_frames} frames",

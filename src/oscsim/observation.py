@@ -1,0 +1,82 @@
+"""What a wet lab observes of a trajectory (SPEC §9): every `stride`-th frame, with multiplicative Gaussian
+noise, and never dc/dt. Pure NumPy: the observation model, the start-state smoothing and the split of the
+observed series into training and held-out windows."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# The noise draw's seed is the simulation seed plus this, so the noise never repeats the network's draws.
+NOISE_SEED_OFFSET = 2000
+
+
+@dataclass(frozen=True)
+class Observation:
+    """The series training sees. `c[j]` is the state at simulator frame `j * stride`; the model integrates
+    `substeps` Euler steps of `dt` between two observations."""
+
+    c: np.ndarray  # (n_obs, n_met) float32
+    dt: float  # the model's integration step
+    substeps: int  # Euler steps between two observations
+    noise: float
+    stride: int
+
+    @property
+    def derivative_free(self) -> bool:
+        """True when the observed series is not the exact trajectory (so dc/dt cannot be read off it)."""
+        return self.noise > 0 or self.stride > 1
+
+    @property
+    def frame_substeps(self) -> int:
+        """Model steps per frame of the data set (1 for a simulated regime; a user's `simulation.substeps`)."""
+        return self.substeps // self.stride
+
+    @property
+    def interval(self) -> float:
+        """Time between two observations."""
+        return self.dt * self.substeps
+
+
+def observe(c: np.ndarray, noise: float, stride: int, seed: int) -> np.ndarray:
+    """Every `stride`-th frame of `c`, times (1 + noise * N(0, 1)) independently per value, clipped at zero
+    (a concentration is never negative). float32, like the simulator's output."""
+    obs = np.asarray(c, np.float64)[::stride]
+    if noise > 0:
+        rng = np.random.default_rng(seed + NOISE_SEED_OFFSET)
+        obs = np.clip(obs * (1.0 + noise * rng.standard_normal(obs.shape)), 0.0, None)
+    return obs.astype(np.float32)
+
+
+def smooth(obs: np.ndarray, half_width: int) -> np.ndarray:
+    """Savitzky-Golay smoothing (quadratic, 2 * half_width + 1 observations) of each metabolite's series,
+    clipped at zero; half_width 0 returns the series unchanged. Used for window start states only: the
+    targets a window is fitted to stay the raw observations."""
+    if half_width <= 0:
+        return obs
+    from scipy.signal import savgol_filter
+
+    width = min(2 * half_width + 1, len(obs) - (1 - len(obs) % 2))
+    if width < 3:
+        return obs
+    return np.clip(savgol_filter(np.asarray(obs, np.float64), width, 2, axis=0), 0.0, None).astype(obs.dtype)
+
+
+def window_starts(n_obs: int, window: int, heldout_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """(training starts, held-out starts) of windows [t, t + window] over a series of n_obs observations.
+
+    The series is cut into blocks of 4 windows (fewer on a short series, so at least one block is held out);
+    every round(1 / heldout_fraction)-th block is held out
+    (interleaved, so the held-out part spans the whole series rather than only its end). No training window
+    touches a held-out observation, and no held-out window a training one.
+    """
+    starts = np.arange(max(0, n_obs - window))
+    if heldout_fraction <= 0:
+        return starts, starts[:0]
+    every = max(2, round(1.0 / heldout_fraction))
+    block = max(window + 1, min(4 * window, n_obs // every))
+    last = min(every, n_obs // block) - 1  # a series of fewer than `every` blocks holds out its last full block
+    held = (np.arange(n_obs) // block) % every == last  # observation -> in a held-out block
+    # A window covers observations t..t+window; it is held out (training) if all of them are (none are).
+    cover = np.stack([held[starts + j] for j in range(window + 1)])
+    return starts[~cover.any(0)], starts[cover.all(0)]
