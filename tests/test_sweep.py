@@ -134,3 +134,29 @@ def test_s_recovery_sweep_rewards_stoichiometry_R2(tmp_path):
     children = [e for e in entries.values() if e["parent"] is not None and e["iter"] > 4]
     assert children and all(f"stoichiometry_R2 " in e["observation"] and f"vs parent {e['parent']}" in e["observation"]
                             for e in children)
+
+
+def test_sweep_without_the_truth_minimises_heldout_loss(tmp_path):
+    """A user's data set (examples/tiny_observed, no true k needed): heldout_loss is the objective, minimised;
+    the tree and the log's 'Next: parent' take the lowest loss as the best."""
+    example = CONF.parent / "examples" / "tiny_observed"
+    data = [f for f in FAST if f != "simulation=tiny"] + [
+        "simulation=observed", f"simulation.path={example}", "simulation.delta_t=0.2", "simulation.substeps=2",
+        "loss=observed", "window=2"]
+    sweep(tmp_path, "sweep=ucb", "hydra.sweeper.objectives=[heldout_loss]", "hydra.sweeper.directions=[minimize]",
+          "hydra.sweeper.n_trials=4", fast=data)
+    study = load(tmp_path, "observed_ucb")
+    d = tmp_path / "multirun" / "observed_ucb"
+    losses = {}
+    for t in study.trials:
+        saved = json.loads((d / f"iter_{t.number + 1}" / "metrics.json").read_text())
+        assert t.values == pytest.approx([saved["heldout_loss"]])
+        losses[t.number + 1] = saved["heldout_loss"]
+    assert len(set(losses.values())) == 4  # four configurations, four scores
+    entries = {e["iter"]: e for e in parse_log((d / "observed_ucb_analysis.md").read_text())}
+    assert entries[4]["next_parent"] == min(losses, key=losses.get)
+    assert study.best_trial.number + 1 == min(losses, key=losses.get)
+    r = sweep(tmp_path, "sweep=ucb", "hydra.sweeper.objectives=[heldout_loss]", "hydra.sweeper.study_name=other",
+              "hydra.sweeper.directions=[maximize]", check=False, fast=data)
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1] == \
+        "error: hydra.sweeper.directions: heldout_loss must be minimized, got maximize"

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .settings import objective_sign
+
 # An MLP_sub exponent within this distance of the true power |s| counts as a learned power law.
 EXPONENT_TOL = 0.1
 # An MLP_node slope within this fraction of the true -lambda counts as learned homeostasis.
@@ -33,7 +35,7 @@ EXTRA_METRICS: dict[str, int] = {
     "rate_constants_R2_identifiable": 4, "n_outliers_identifiable": 0, "rollout_horizon": 0,
     "embedding_cluster_acc": 4, "embedding_n_clusters": 0, "MLP_sub_R2": 4,
     "MLP_sub_exponent_1": 4, "MLP_sub_exponent_2": 4,
-    "stoichiometry_R2": 4, "stoichiometry_exact": 4, "stoichiometry_exact_identifiable": 4,
+    "stoichiometry_R2": 4, "stoichiometry_exact": 4, "stoichiometry_exact_identifiable": 4, "heldout_loss": 5,
     "training_time_min": 2, "iterations_per_second": 2,
 }
 # Metric keys that are text/lists, never written on the Metrics line.
@@ -207,7 +209,7 @@ def _reward(rec: TrialRecord, objective: str = "rate_constants_R2") -> float | N
     if rec.status in ("running", "pruned") or "error" in rec.metrics:
         return None
     r = _num(rec.metrics.get(objective))
-    return r if r is not None and math.isfinite(r) else None
+    return objective_sign(objective) * r if r is not None and math.isfinite(r) else None
 
 
 # ----------------------------------------------------------------------------------------------- render

@@ -4,7 +4,7 @@ and ``<name>_ucb_scores.txt`` shows, so the file ranks nodes exactly as the samp
 A node is a finished trial. Its reward is the objective value told to Optuna, sign-corrected so that
 larger is better; the sweep tells R2 clipped to [-1, 1] (``study.OBJECTIVE_BOUNDS``), so one exploded
 rollout cannot swamp the tree. Failed and pruned trials have no reward: they count as visits of their
-branch but score ``failed_reward`` (0.0) -- a pruned trial's last intermediate R2 is not the result of
+branch but score ``failed_reward`` (0.0; a minimised objective's worst reward) -- a pruned trial's last intermediate R2 is not the result of
 its configuration, and neither kind is ever a parent.
 """
 from __future__ import annotations
@@ -90,7 +90,11 @@ def block_scores(nodes: Iterable[TreeNode], block: int, c: float) -> dict[int, N
     tree = [
         Node(n.iteration, n.parent if n.parent in ids else None, n.reward, block) for n in in_block
     ]
-    return puct_scores(tree, c=c)
+    # a failed node scores 0 ("no fit" for an R2); for a minimised objective (heldout_loss: every reward is
+    # -loss < 0) it scores as the block's worst result, so a failure never outranks a result
+    minimised = any(n.value and n.reward == -n.value for n in in_block)
+    worst = min([0.0, *(n.reward for n in in_block if n.reward is not None)])
+    return puct_scores(tree, c=c, failed_reward=worst if minimised else 0.0)
 
 
 def by_score(nodes: Iterable[TreeNode], scores: dict[int, NodeScore]) -> list[TreeNode]:

@@ -32,6 +32,15 @@ class SweepSettings:
     enqueue: list[Any] = field(default_factory=list)  # configurations to run first ({id, params, attrs})
 
 
+# Metrics for which lower is better: a sweep must minimise them (checked when the study opens).
+LOWER_IS_BETTER = ("heldout_loss", "final_loss", "final_loss_per_sample", "n_outliers", "n_outliers_identifiable")
+
+
+def objective_sign(name: str) -> float:
+    """+1 when larger values of the metric are better, -1 when smaller are."""
+    return -1.0 if name in LOWER_IS_BETTER else 1.0
+
+
 def default_storage(sweep_dir: str | Path) -> str:
     """The study's storage when none is set: one SQLite file in the directory above the sweep's."""
     return f"sqlite:///{Path(sweep_dir).resolve().parent}/{STORAGE_FILE}"

@@ -12,6 +12,7 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from .resilient import RetryingStorage
+from .settings import objective_sign
 from .ucb_sampler import UCBTreeSampler
 
 SAMPLERS = ("ucb_tree", "tpe", "random", "grid")
@@ -120,6 +121,13 @@ def open_study(name: str, storage: RDBStorage, directions: list[str], sampler: o
     for d in directions:
         if d not in ("maximize", "minimize"):
             raise StudyError(f"hydra.sweeper.directions: {d} must be maximize or minimize")
+    objectives = list(fingerprint.get("objectives", []))
+    if objectives and len(objectives) != len(directions):
+        raise StudyError(f"hydra.sweeper.directions={directions}: must give one direction per objective {objectives}")
+    for o, d in zip(objectives, directions):
+        if d != ("minimize" if objective_sign(o) < 0 else "maximize") and (objective_sign(o) < 0 or o.endswith("R2")):
+            raise StudyError(f"hydra.sweeper.directions: {o} must be {'minimized' if objective_sign(o) < 0 else 'maximized'}, "
+                             f"got {d}")
     study = optuna.create_study(study_name=name, storage=storage, directions=directions, sampler=sampler,
                                 pruner=pruner, load_if_exists=True)
     stored = study.user_attrs.get("fingerprint")
