@@ -13,7 +13,7 @@ STUDY ?= demo_$(SIM)
 LAB_ARGS = model=faithful loss=default seed=42 batch_size=8 n_epochs=1 coeff_k_floor=0.0 \
   data_augmentation_loop=$(AUG) threads=1 progress=false hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS)
 
-.PHONY: install test demo bench simulate oracle clean faithfulness batch1 batch2 sweep sweep-tpe dashboard tensorboard notebook bench-samplers science ablation
+.PHONY: install test demo bench simulate oracle clean faithfulness batch1 batch2 sweep sweep-tpe dashboard tensorboard notebook bench-samplers science ablation observed ranking
 
 install: $(STAMP)
 
@@ -101,3 +101,11 @@ science: $(STAMP)
 # The ablation alone (18 runs, 3 of them shared with make science); also rewrites docs/results.md.
 ablation: $(STAMP)
 	$(PYTHON) scripts/science.py --plan ablation --jobs $(JOBS)
+
+# Observed data on rank_50 (SPEC §9): loss=observed at each noise / stride level against the observed-data oracle.
+observed: $(STAMP)
+	$(PYTHON) scripts/science.py --plan observed --jobs $(JOBS)
+
+# Does heldout_loss (no truth needed) rank configurations as the true k do? 12 random configurations, Spearman.
+ranking: $(STAMP)
+	$(PYTHON) scripts/science.py --plan ranking --jobs $(JOBS)

@@ -10,7 +10,12 @@ Plans (`--plan`):
 - `s_recovery`: learning S as well as k on rank_50 (SPEC §8): the default model with
   `model.stoichiometry=learned` (5 seeds), the lab's model with the lab's S-recovery settings (3 seeds), and the
   S-given default trained the same way for the wall-time comparison.
-- `all`: every plan.
+- `observed`: data as a wet lab has it (SPEC §9) on rank_50: `loss=observed` at noise 0 (the rank_50 trajectory
+  exported and imported through `simulation=observed`), 1 %, 3 %, 10 % and stride 5, each against the
+  observed-data oracle; seed 1 of every level first, then seeds 2-5 of the levels with a target.
+- `ranking`: 12 configurations drawn at random (1 % noise, a short budget) scored by heldout_loss, which needs
+  no truth, and by the true-k R2: the Spearman correlation says how well heldout_loss ranks configurations.
+- `all`: every plan but `ranking`.
 
 Each run is `python -m oscsim.train ...` in a subprocess, in <root>/<network>/<arm>_seed<S>; a run whose
 metrics.json exists for the same configuration is not trained again, so an interrupted pass resumes where it
@@ -72,6 +77,21 @@ S_RECOVERY: dict[str, tuple[list[str], str, list[int]]] = {
 S_KEYS = ["stoichiometry_R2", "stoichiometry_exact", "stoichiometry_exact_identifiable", "rate_constants_R2",
           "rate_constants_R2_identifiable", "n_outliers_identifiable", "MLP_sub_exponent_1", "heldout_rollout_horizon",
           "training_time_min", "iterations_per_second"]
+# Observed data on rank_50 (SPEC §9): level -> (overrides, target on the median identifiable R2 or None, seeds).
+EXPORT = "rank50_export"  # the rank_50 trajectory in the CSV layout, under the plan's root
+OBSERVED: dict[str, tuple[list[str], float | None, list[int]]] = {
+    "import_exact": (["simulation=observed", "simulation.delta_t=0.1"], 0.995, [1, 2, 3, 4, 5]),
+    "noise1": (["simulation.noise=0.01"], 0.99, [1, 2, 3, 4, 5]),
+    "noise3": (["simulation.noise=0.03"], 0.95, [1, 2, 3, 4, 5]),
+    "noise10": (["simulation.noise=0.1"], 0.80, [1, 2, 3, 4, 5]),
+    "stride5": (["simulation.stride=5"], None, [1]),
+    "stride5_noise1": (["simulation.stride=5", "simulation.noise=0.01"], 0.97, [1, 2, 3, 4, 5]),
+    "stride5_noise3": (["simulation.stride=5", "simulation.noise=0.03"], None, [1]),
+    "stride5_noise10": (["simulation.stride=5", "simulation.noise=0.1"], None, [1]),
+}
+OBSERVED_KEYS = ["rate_constants_R2_identifiable", "n_outliers_identifiable", "rate_constants_R2", "heldout_loss",
+                 "heldout_rollout_horizon", "training_time_min"]
+RANKING_N, RANKING_BASE = 12, ["loss=observed", "simulation.noise=0.01", "data_augmentation_loop=50", "seed=1"]
 TARGET_SEEDS = {"rank50_net42": [1, 2, 3, 4, 5], "mixed_net42": [1, 2, 3]}  # others: seeds 1, 2 (CPU time here)
 ABLATION_SEEDS = [1, 2, 3]
 
@@ -102,7 +122,8 @@ RESULT_KEYS = ("simulation", "model", "seed", "lr_k", "lr_node", "lr_sub", "lr_e
                "hidden_dim_node", "n_layers_node", "coeff_MLP_node_L1", "coeff_MLP_sub_norm", "coeff_k_floor",
                "coeff_MLP_sub_diff", "k_floor_threshold", "coeff_k_range", "lr_schedule", "rollout_frames",
                "rollout_clamp", "rollout_dtype", "lr_S", "coeff_S_L1", "coeff_S_integer",
-               "coeff_mass_conservation", "S_exponent_ramp")
+               "coeff_mass_conservation", "S_exponent_ramp", "window", "start_smoothing", "heldout_fraction",
+               "heldout_window")
 _HYDRA = threading.Lock()  # Hydra's global config state is not thread-safe
 
 
@@ -131,6 +152,17 @@ def result_config(cfg) -> dict:
         if model.get("exponent") == "auto":
             model["exponent"] = "input"
     out["model"] = model
+    # runs saved before observed data existed: the observation keys at their defaults are the same run
+    sim = dict(out["simulation"] or {})
+    for k, default in (("noise", 0.0), ("stride", 1)):
+        if sim.get(k, default) == default:
+            sim.pop(k, None)
+    out["simulation"] = sim
+    if not out.get("window"):
+        for k in ("window", "start_smoothing", "heldout_fraction", "heldout_window"):
+            out.pop(k, None)
+    if not out.get("S_exponent_ramp"):  # likewise for runs saved before the exponent ramp existed
+        out.pop("S_exponent_ramp", None)
     return out
 
 
@@ -234,12 +266,20 @@ def plan_jobs(plan: str, root: Path, regimes: list[str]) -> list[tuple[Path, lis
     if plan in ("s_recovery", "all"):
         for arm, (ov, _, seeds) in S_RECOVERY.items():
             jobs += [(root / "rank50_net42" / f"{arm}_seed{s}", [*ov, f"seed={s}"]) for s in seeds]
+    if plan in ("observed", "all"):
+        for level, (_, _, seeds) in OBSERVED.items():
+            jobs += [(root / "rank50_observed" / f"{level}_seed{s}", [*observed_overrides(level, root), f"seed={s}"])
+                     for s in seeds]
+    if plan == "ranking":
+        jobs += [(root / "rank50_ranking" / f"config{i:02d}", ov) for i, ov in enumerate(ranking_configs())]
     # Order: rank_50's default, the |s| = 2 regime, the other networks, the ablation; last, runs whose directory
     # exists without metrics (started by an earlier pass that may still be running).
     def order(job: tuple[Path, list[str]]) -> int:
         net, default = job[0].parent.name, job[0].name.startswith("default")
         if job[0].exists() and not (job[0] / "metrics.json").exists():
             return 4
+        if net == "rank50_observed":  # seed 1 of every level, then the other seeds
+            return 0 if job[0].name.endswith("_seed1") else 1
         if net in ("rank20_net42", "rank70_net42") or job[0].name.startswith("s_"):
             return 0 if default else 1
         return 0 if net == "rank50_net42" and default else 1 if net == "mixed_net42" else 3 if net == "rank50_net42" else 2
@@ -251,6 +291,95 @@ def plan_jobs(plan: str, root: Path, regimes: list[str]) -> list[tuple[Path, lis
             seen.add(d)
             out.append((d, ov))
     return out
+
+
+def observed_overrides(level: str, root: Path) -> list[str]:
+    ov = ["loss=observed", *OBSERVED[level][0]]
+    return ov + [f"simulation.path={root / EXPORT}"] if level == "import_exact" else ov
+
+
+def ranking_configs() -> list[list[str]]:
+    """RANKING_N configurations drawn at random (seeded): learning rates log-uniform, window and smoothing."""
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(RANKING_N):
+        lr_k, lr_node, lr_sub = (float(f"{10 ** rng.uniform(lo, hi):.3g}") for lo, hi in ((-3, -1.5), (-4, -2), (-4, -2.5)))
+        out.append([*RANKING_BASE, f"lr_k={lr_k}", f"lr_node={lr_node}", f"lr_sub={lr_sub}",
+                    f"window={int(rng.choice([2, 5, 10]))}", f"start_smoothing={int(rng.choice([0, 2]))}"])
+    return out
+
+
+def export_rank50(root: Path) -> None:
+    """The rank_50 trajectory (exact concentrations, no dc/dt) in the CSV layout, for `simulation=observed`."""
+    if not (root / EXPORT / "info.json").exists():
+        subprocess.run([sys.executable, "-m", "oscsim.simulate", f"export={root / EXPORT}", "plots=false", "progress=false"],
+                       cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+
+
+def observed_ceiling(level: str, root: Path) -> dict:
+    """The observed-data oracle (`python -m oscsim.oracle <level's overrides>`) of a level."""
+    from oscsim.oracle.estimate import observed_oracle
+    from oscsim.simulate import dataset_for
+
+    cfg = compose(observed_overrides(level, root))
+    cfg.data_dir = str(ROOT / cfg.data_dir)
+    ds = dataset_for(cfg)
+    o, p = ds.observation, ds.params
+    return observed_oracle(ds.network, o.c, o.interval, (p.log_k_min, p.log_k_max), o.substeps)
+
+
+def observed_section(root: Path) -> list[str]:
+    lines = ["## Observed data (SPEC §9), rank_50", "",
+             "`loss=observed` (rollout windows matched to the observed concentrations; exact dc/dt never read) against "
+             "the observed-data oracle: the best of derivative matching (Savitzky-Golay) and window-integral matching "
+             "(on the spline-interpolated series when strided), each at its best setting. noise: sigma of "
+             "multiplicative Gaussian noise; stride: every m-th frame kept. `import_exact`: the rank_50 trajectory "
+             "exported (`python -m oscsim.simulate export=...`) and read back through `simulation=observed` "
+             "(concentrations only). Median ± std over the seeds run; identifiable R2 on the model's own log_k.", "",
+             "| level | overrides | oracle: derivative | oracle: window | oracle: best | "
+             + " | ".join(OBSERVED_KEYS) + " | target |", "|---|---|---|---|---|" + "---|" * len(OBSERVED_KEYS) + "---|"]
+    for level, (ov, target, seeds) in OBSERVED.items():
+        if not any((root / "rank50_observed" / f"{level}_seed{s}").exists() for s in seeds):
+            continue
+        c = observed_ceiling(level, root)
+        window = max(c["window_R2_identifiable"], c.get("window_spline_R2_identifiable", -1.0))
+        runs = [r for s in seeds if (r := read_run(root / "rank50_observed" / f"{level}_seed{s}"))]
+        cells = [("{:.4g} ± {:.2g}".format(*stats(runs, k)) if runs else "(not run)") for k in OBSERVED_KEYS]
+        verdict = "(reported)"
+        if runs and target is not None:
+            med = stats(runs, "rate_constants_R2_identifiable")[0]
+            verdict = (f"{'PASS' if med >= target else '**FAIL**'} (>= {target}); "
+                       f"{'PASS' if med >= c['observed_R2_identifiable'] - 0.01 else '**FAIL**'} (oracle - 0.01)")
+        lines.append(f"| {level} ({len(runs)} seeds) | `{' '.join(ov)}` | {c['derivative_R2_identifiable']:.4f} | "
+                     f"{window:.4f} | {c['observed_R2_identifiable']:.4f} | " + " | ".join(cells) + f" | {verdict} |")
+    return lines
+
+
+def ranking_section(root: Path) -> list[str]:
+    from scipy.stats import spearmanr
+
+    runs = [(i, ov, r) for i, ov in enumerate(ranking_configs()) if (r := read_run(root / "rank50_ranking" / f"config{i:02d}"))]
+    if not runs:
+        return []
+    lines = ["## Does heldout_loss rank configurations like the true k do?", "",
+             f"{len(runs)} configurations drawn at random (`scripts/science.py --plan ranking`: "
+             f"`{' '.join(RANKING_BASE)}` plus the learning rates, window and smoothing below), each scored by "
+             "heldout_loss (held-out windows of the observed series; no truth needed) and by the true-k R2.", ""]
+    ok = [(r["heldout_loss"], r["rate_constants_R2_identifiable"], r["rate_constants_R2"]) for _, _, r in runs
+          if np.isfinite(r.get("heldout_loss", np.nan)) and np.isfinite(r.get("rate_constants_R2_identifiable", np.nan))]
+    if len(ok) >= 3:
+        h, ri, ra = map(np.array, zip(*ok))
+        rho_i, p_i = spearmanr(-h, ri)
+        rho_a, p_a = spearmanr(-h, ra)
+        lines += [f"Spearman correlation of -heldout_loss with identifiable R2: **{rho_i:.3f}** (p = {p_i:.2g}); "
+                  f"with all-reaction R2: {rho_a:.3f} (p = {p_a:.2g}); over {len(ok)} finished configurations "
+                  f"(1 = the same order). The configuration with the lowest heldout_loss has identifiable R2 "
+                  f"{ri[np.argmin(h)]:.4f}; the best by the truth {ri.max():.4f}.", ""]
+    lines += ["| config | overrides | heldout_loss | rate_constants_R2_identifiable | rate_constants_R2 |", "|---|---|---|---|---|"]
+    for i, ov, r in runs:
+        lines.append(f"| {i} | `{' '.join(ov[len(RANKING_BASE):])}` | {fmt(r.get('heldout_loss'))} | "
+                     f"{fmt(r.get('rate_constants_R2_identifiable'))} | {fmt(r.get('rate_constants_R2'))} |")
+    return lines
 
 
 def targets_section(root: Path, ceilings: dict[str, dict]) -> list[str]:
@@ -410,7 +539,8 @@ def copy_figures(root: Path, docs: Path) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--plan", choices=("targets", "ablation", "regimes", "s_recovery", "all"), default="all")
+    ap.add_argument("--plan", choices=("targets", "ablation", "regimes", "s_recovery", "observed", "ranking", "all"),
+                    default="all")
     ap.add_argument("--regimes", nargs="+", choices=tuple(REGIME_NETWORKS), default=list(REGIME_NETWORKS),
                     help="the regimes of the `regimes` plan (and of its tables)")
     ap.add_argument("--root", type=Path, default=ROOT / "multirun" / "science")
@@ -422,6 +552,8 @@ def main() -> None:
     args = ap.parse_args()
     root = args.root.resolve()
     if not args.no_train:
+        if args.plan in ("observed", "all"):
+            export_rank50(root)
         jobs = plan_jobs(args.plan, root, args.regimes)
         with ThreadPoolExecutor(args.jobs) as pool, tqdm(total=len(jobs), desc=args.plan) as bar:
             for _ in pool.map(lambda job: run_one(*job), jobs):
@@ -437,7 +569,8 @@ def main() -> None:
             "the trained model holds (its log_k, MLP_sub, MLP_node, and its own rollouts); nothing is substituted "
             "after training.", "",
             *targets_section(root, ceilings), "", *regimes_section(root, args.regimes, ceilings),
-            *s_recovery_section(root), "", *ablation_section(root), "", *copy_figures(root, args.docs),
+            *s_recovery_section(root), "", *observed_section(root), "", *ranking_section(root), "",
+            *ablation_section(root), "", *copy_figures(root, args.docs),
             *per_seed_section(root)]
     (args.docs / "results.md").write_text("\n".join(page) + "\n")
     print("\n".join(page[: 60]))

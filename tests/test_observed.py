@@ -52,18 +52,21 @@ def test_smoothing_removes_noise_but_not_the_trajectory(tiny_ds):
     assert smooth(noisy, 0) is noisy
 
 
-@pytest.mark.parametrize("n_obs, window, fraction", [(2881, 10, 0.1), (300, 5, 0.2), (61, 10, 0.1)])
-def test_heldout_windows_never_share_an_observation_with_training_windows(n_obs, window, fraction):
-    train, held = window_starts(n_obs, window, fraction)
+@pytest.mark.parametrize("n_obs, window, fraction, held_window", [(2881, 10, 0.1, 10), (300, 5, 0.2, 4), (61, 3, 0.1, 10)])
+def test_heldout_windows_never_share_an_observation_with_training_windows(n_obs, window, fraction, held_window):
+    train, held = window_starts(n_obs, window, fraction, held_window)
     seen_train = np.zeros(n_obs, bool)
     seen_held = np.zeros(n_obs, bool)
     for t in train:
         seen_train[t : t + window + 1] = True
     for t in held:
-        seen_held[t : t + window + 1] = True
+        seen_held[t : t + held_window + 1] = True
     assert len(held) > 0 and not (seen_train & seen_held).any()
     assert 0.3 * fraction < seen_held.mean() < 2 * fraction
+    assert seen_train.mean() > 1 - 2.5 * fraction
     assert np.array_equal(window_starts(n_obs, window, 0.0)[0], np.arange(n_obs - window))
+    # the held-out windows do not depend on the training window: configurations are scored alike
+    assert np.array_equal(window_starts(n_obs, window + 2, fraction, held_window)[1], held)
 
 
 @pytest.mark.parametrize("stride, window", [(1, 1), (1, 7), (3, 4)])
@@ -83,6 +86,14 @@ def test_true_dynamics_have_zero_window_loss_on_clean_data(tiny_ds, stride, wind
     wrong_loss = float(L.window_loss(states_g, targets, tiny_ds.params.delta_t * stride)) / len(t)
     assert loss < 1e-5 * wrong_loss + 1e-6  # float32 data: only rounding is left
     assert wrong_loss > 1e-3
+
+
+def test_window_loss_by_hand():
+    """Errors of norm 1 and 2 at the two observations of a window, 0.5 time units apart: each divided by the
+    time elapsed, averaged over the window, summed over the batch."""
+    states = torch.tensor([[[0.6, 0.8]], [[0.0, 2.0]]])  # (H=2, B=1, n_met=2): error norms 1 and 2 against zero
+    assert float(L.window_loss(states, torch.zeros_like(states), 0.5)) == pytest.approx((1 / 0.5 + 2 / 1.0) / 2)
+    assert float(L.window_loss(torch.cat([states, states], 1), torch.zeros(2, 2, 2), 0.5)) == pytest.approx(4.0)
 
 
 def test_window_integrals_recover_k_exactly_from_clean_euler_data(tiny_ds):

@@ -62,21 +62,27 @@ def smooth(obs: np.ndarray, half_width: int) -> np.ndarray:
     return np.clip(savgol_filter(np.asarray(obs, np.float64), width, 2, axis=0), 0.0, None).astype(obs.dtype)
 
 
-def window_starts(n_obs: int, window: int, heldout_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """(training starts, held-out starts) of windows [t, t + window] over a series of n_obs observations.
+def window_starts(n_obs: int, window: int, heldout_fraction: float, heldout_window: int = 10
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(training starts, held-out starts): windows [t, t + window] to train on, and windows [t, t + heldout_window]
+    to score heldout_loss on, over a series of n_obs observations.
 
-    The series is cut into blocks of 4 windows (fewer on a short series, so at least one block is held out);
-    every round(1 / heldout_fraction)-th block is held out
-    (interleaved, so the held-out part spans the whole series rather than only its end). No training window
-    touches a held-out observation, and no held-out window a training one.
+    The series is cut into blocks of 4 held-out windows (fewer on a short series, so at least one block is held
+    out); every round(1 / heldout_fraction)-th block is held out (interleaved, so the held-out part spans the
+    whole series rather than only its end). No training window touches a held-out observation, and no held-out
+    window a training one. The split depends on heldout_window, not on the training window, so configurations
+    trained on different windows are scored on the same held-out windows.
     """
     starts = np.arange(max(0, n_obs - window))
     if heldout_fraction <= 0:
         return starts, starts[:0]
     every = max(2, round(1.0 / heldout_fraction))
-    block = max(window + 1, min(4 * window, n_obs // every))
+    block = max(heldout_window + 1, min(4 * heldout_window, n_obs // every))
     last = min(every, n_obs // block) - 1  # a series of fewer than `every` blocks holds out its last full block
     held = (np.arange(n_obs) // block) % every == last  # observation -> in a held-out block
-    # A window covers observations t..t+window; it is held out (training) if all of them are (none are).
-    cover = np.stack([held[starts + j] for j in range(window + 1)])
-    return starts[~cover.any(0)], starts[cover.all(0)]
+
+    def inside(length: int, mask: np.ndarray) -> np.ndarray:  # starts whose window lies wholly in `mask`
+        t = np.arange(max(0, n_obs - length))
+        return t[np.stack([mask[t + j] for j in range(length + 1)]).all(0)] if len(t) else t
+
+    return inside(window, ~held), inside(heldout_window, held)

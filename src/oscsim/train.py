@@ -67,7 +67,8 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
         obs = ds.observation
         obs_c = torch.as_tensor(obs.c, device=device)
         starts_c = torch.as_tensor(smooth(obs.c, int(cfg.start_smoothing)), device=device)
-        train_starts, held_starts = window_starts(len(obs.c), window, float(cfg.heldout_fraction))
+        heldout_window = int(cfg.heldout_window)
+        train_starts, held_starts = window_starts(len(obs.c), window, float(cfg.heldout_fraction), heldout_window)
         if len(train_starts) == 0:
             raise ConfigError(f"window={window}: longer than the observed series allows ({len(obs.c)} observations)")
         train_starts_t = torch.as_tensor(train_starts, device=device)
@@ -208,7 +209,7 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
                       getattr(torch, str(cfg.rollout_dtype)))
         metrics = ev.metrics
         if window:
-            metrics["heldout_loss"] = heldout_loss(model, obs, held_starts, window)
+            metrics["heldout_loss"] = heldout_loss(model, obs, held_starts, heldout_window)
         if status != "pruned":
             status = trial_status(metrics["rate_constants_R2"]) if ds.has_truth else "completed"
     metrics.update({
