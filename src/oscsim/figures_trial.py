@@ -67,7 +67,12 @@ def trial_figures(ev: Evaluation, ds: Dataset, history: dict, out: Path) -> list
     if "heldout_true" in cv:
         panels.append(("heldout_", "held-out trajectory", cv["heldout_true"], cv["heldout_pred"]))
     for col, (prefix, what, tr, pr) in enumerate(panels):
+        o = ds.observation if prefix == "" and ds.observation is not None and ds.observation.derivative_free else None
         for ax, i in zip(axes[:, col], np.linspace(0, ds.params.n_metabolites - 1, 4).astype(int)):
+            if o is not None:  # what training saw: the noisy, strided observations
+                n = min(len(o.c), (len(t) - 1) // o.stride + 1)
+                ax.plot(np.arange(n) * o.stride * ds.params.delta_t, o.c[:n, i], ".", color="0.6", ms=2,
+                        label=f"observed (noise {o.noise:g}, stride {o.stride})")
             ax.plot(t, tr[:, i], "k", lw=1, label="true")
             ax.plot(t, np.clip(pr[:, i], -1e3, 1e3), "C1", lw=1, label="rollout")
             ax.set_ylabel(f"c[{i}]")
