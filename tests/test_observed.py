@@ -19,7 +19,7 @@ from oscsim.datafile import DataFileError, export, load_observed
 from oscsim.dataset import simulate
 from oscsim.dynamics import MassAction
 from oscsim.network import k_structure
-from oscsim.observation import observe, smooth, window_starts
+from oscsim.observation import error_weights, observe, smooth, window_starts
 from oscsim.oracle.estimate import observed_oracle, structured_design_estimate, window_design
 from oscsim.params import ConfigError
 
@@ -42,6 +42,17 @@ def test_observe_keeps_every_stride_th_frame_and_adds_seeded_multiplicative_nois
     rel = noisy[c > 0.5] / c[c > 0.5] - 1
     assert abs(rel.std() - 0.05) < 0.003 and abs(rel.mean()) < 0.003
     assert noisy.min() >= 0
+
+
+def test_relative_error_weights_put_every_metabolite_in_units_of_its_own_level(tiny_ds):
+    c = tiny_ds.concentrations.astype(np.float64)
+    w = error_weights(c, "relative")
+    scaled = c.copy()
+    scaled[:, 3] *= 1000.0  # the same metabolite measured in other units
+    w2 = error_weights(scaled, "relative")
+    assert w2[3] * 1000.0 * (w[0] / w2[0]) == pytest.approx(w[3])  # its weighted error is unchanged, relative to the rest
+    assert np.average(c.mean(0) * w) == pytest.approx(c.mean())  # the overall size is kept
+    assert np.array_equal(error_weights(c, "absolute"), np.ones(c.shape[1]))
 
 
 def test_smoothing_removes_noise_but_not_the_trajectory(tiny_ds):

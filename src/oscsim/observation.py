@@ -48,6 +48,18 @@ def observe(c: np.ndarray, noise: float, stride: int, seed: int) -> np.ndarray:
     return obs.astype(np.float32)
 
 
+def error_weights(obs: np.ndarray, kind: str) -> np.ndarray:
+    """Per-metabolite weights of a window's state error. `absolute`: 1 (errors as measured). `relative`: the
+    overall mean level over each metabolite's own mean level, so every metabolite's error counts in units of its
+    level, the size of its multiplicative noise (floored at 1e-3 of the overall mean for a metabolite that is
+    almost always zero); the overall factor keeps the loss at the size the regularisers were set against."""
+    if kind == "absolute":
+        return np.ones(obs.shape[1])
+    level = np.asarray(obs, np.float64).mean(0)
+    overall = float(level.mean())
+    return overall / np.maximum(level, 1e-3 * overall)
+
+
 def smooth(obs: np.ndarray, half_width: int) -> np.ndarray:
     """Savitzky-Golay smoothing (quadratic, 2 * half_width + 1 observations) of each metabolite's series,
     clipped at zero; half_width 0 returns the series unchanged. Used for window start states only: the

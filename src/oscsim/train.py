@@ -24,7 +24,7 @@ from .config import EXTRA_CONFIG_KEYS, LAB_CONFIG_KEYS, check_training_data, val
 from .evaluate import evaluate, rate_constant_scores
 from .metrics import trial_status
 from .models import build_model
-from .observation import Observation, smooth, window_starts
+from .observation import Observation, error_weights, smooth, window_starts
 from .params import ConfigError
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,7 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
         train_starts_t = torch.as_tensor(train_starts, device=device)
         offsets = torch.arange(1, window + 1, device=device)
         xnorm = 1.5 * float(np.std(obs.c))
+        err_scale = torch.as_tensor(error_weights(obs.c, str(cfg.error_scale)), dtype=obs_c.dtype, device=device)
     else:
         conc = torch.as_tensor(ds.concentrations, device=device)
         dcdt = torch.as_tensor(ds.dcdt, device=device)
@@ -129,7 +130,7 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
         if window:  # rollouts from observed states, matched at each observation of the window
             t = train_starts_t[torch.randint(0, len(train_starts), (int(cfg.batch_size),), generator=frames_rng).to(device)]
             states, out = L.roll_windows(forward, starts_c[t], window, obs.substeps, obs.dt, queries if use_queries else None)
-            loss_pred = L.window_loss(states, obs_c[t[None] + offsets[:, None]], obs.interval)
+            loss_pred = L.window_loss(states * err_scale, obs_c[t[None] + offsets[:, None]] * err_scale, obs.interval)
         elif recurrent:
             k = torch.randint(0, high, (int(cfg.batch_size),), generator=frames_rng).to(device)
             c = conc[k]
