@@ -125,7 +125,7 @@ RESULT_KEYS = ("simulation", "model", "seed", "lr_k", "lr_node", "lr_sub", "lr_e
                "coeff_MLP_sub_diff", "k_floor_threshold", "coeff_k_range", "lr_schedule", "rollout_frames",
                "rollout_clamp", "rollout_dtype", "lr_S", "coeff_S_L1", "coeff_S_integer",
                "coeff_mass_conservation", "S_exponent_ramp", "window", "start_smoothing", "heldout_fraction",
-               "heldout_window", "error_scale")
+               "heldout_window", "error_scale", "match_every")
 _HYDRA = threading.Lock()  # Hydra's global config state is not thread-safe
 
 
@@ -161,8 +161,10 @@ def result_config(cfg) -> dict:
             sim.pop(k, None)
     out["simulation"] = sim
     if not out.get("window"):
-        for k in ("window", "start_smoothing", "heldout_fraction", "heldout_window", "error_scale"):
+        for k in ("window", "start_smoothing", "heldout_fraction", "heldout_window", "error_scale", "match_every"):
             out.pop(k, None)
+    if out.get("match_every") in (None, 1):  # runs saved before match_every existed matched every observation
+        out.pop("match_every", None)
     if not out.get("S_exponent_ramp"):  # likewise for runs saved before the exponent ramp existed
         out.pop("S_exponent_ramp", None)
     return out

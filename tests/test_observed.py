@@ -231,6 +231,16 @@ def test_window_zero_on_observed_data_is_refused(compose_config, tmp_path):
         T.train(cfg, tmp_path / "run")
 
 
+def test_matching_every_mth_observation_of_a_window(compose_config, tmp_path):
+    """match_every=2 of window=4: the loss matches observations 2 and 4 only (at high noise the first are mostly
+    noise); it must fit inside the window."""
+    quick = [*QUICK, "loss=observed", "simulation.noise=0.01", "data_augmentation_loop=20"]
+    m = T.train(compose_config(*quick, "window=4", "match_every=2"), tmp_path / "run")
+    assert np.isfinite(m["rate_constants_R2"]) and np.isfinite(m["heldout_loss"])
+    with pytest.raises(ConfigError, match=r"^match_every=5: must be <= window \(4\)$"):
+        T.train(compose_config(*quick, "window=4", "match_every=5"), tmp_path / "bad")
+
+
 def test_user_data_set_trains_from_the_command_line_with_and_without_the_truth(tmp_path, tiny_ds):
     net = tiny_ds.network
     export(tmp_path / "with", net, observe(tiny_ds.concentrations, 0.01, 1, 0), {})

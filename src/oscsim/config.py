@@ -52,6 +52,7 @@ TRAINING_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "compile": (lambda v: v in (True, False, "auto"), "true, false or auto"),
     "rollout_dtype": (lambda v: v in ("float32", "float64"), "float32 or float64"),
     "window": (lambda v: isinstance(v, int) and 0 <= v <= 1000, "an integer in [0, 1000] (0: fit exact dc/dt)"),
+    "match_every": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
     "error_scale": (lambda v: v in ("absolute", "relative"), "absolute or relative"),
     "start_smoothing": (lambda v: isinstance(v, int) and 0 <= v <= 100, "an integer in [0, 100]"),
     "heldout_fraction": (lambda v: 0 <= v <= 0.5, "in [0, 0.5]"),

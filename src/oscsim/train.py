@@ -72,7 +72,10 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
         if len(train_starts) == 0:
             raise ConfigError(f"window={window}: longer than the observed series allows ({len(obs.c)} observations)")
         train_starts_t = torch.as_tensor(train_starts, device=device)
-        offsets = torch.arange(1, window + 1, device=device)
+        match = int(cfg.match_every)  # the observations of a window the loss matches: match, 2 match, ...
+        if match > window:
+            raise ConfigError(f"match_every={match}: must be <= window ({window})")
+        offsets = torch.arange(match, window + 1, match, device=device)
         xnorm = 1.5 * float(np.std(obs.c))
         err_scale = torch.as_tensor(error_weights(obs.c, str(cfg.error_scale)), dtype=obs_c.dtype, device=device)
     else:
@@ -130,7 +133,8 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
         if window:  # rollouts from observed states, matched at each observation of the window
             t = train_starts_t[torch.randint(0, len(train_starts), (int(cfg.batch_size),), generator=frames_rng).to(device)]
             states, out = L.roll_windows(forward, starts_c[t], window, obs.substeps, obs.dt, queries if use_queries else None)
-            loss_pred = L.window_loss(states * err_scale, obs_c[t[None] + offsets[:, None]] * err_scale, obs.interval)
+            loss_pred = L.window_loss(states[offsets - 1] * err_scale, obs_c[t[None] + offsets[:, None]] * err_scale,
+                                      obs.interval * match)
         elif recurrent:
             k = torch.randint(0, high, (int(cfg.batch_size),), generator=frames_rng).to(device)
             c = conc[k]
