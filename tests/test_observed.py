@@ -214,9 +214,10 @@ def test_training_on_noisy_data_never_reads_the_exact_derivative(compose_config,
 def test_window_training_learns_k_from_noisy_sparse_data(compose_config, tmp_path):
     """Tiny regime with rank_50's structure, every 2nd frame with 1 % noise: rollout windows recover the
     identifiable k (oracle 0.9998; measured 0.992, 0 outliers in 2,250 iterations), and the held-out loss
-    falls with them."""
-    quick = [*QUICK, "simulation.cycle_fraction=1.0", "seed=3", "lr_k=0.02", "loss=observed", "simulation.noise=0.01",
-             "simulation.stride=2", "window=3"]
+    falls with them. Errors as measured and the default model's learning rates: in so few iterations the
+    relative errors of loss=observed's defaults reach 0.67 here."""
+    quick = [*QUICK, "simulation.cycle_fraction=1.0", "seed=3", "lr_k=0.02", "lr_node=0.001", "lr_sub=0.0005",
+             "error_scale=absolute", "loss=observed", "simulation.noise=0.01", "simulation.stride=2", "window=3"]
     m = T.train(compose_config(*quick, "data_augmentation_loop=300"), tmp_path / "run")
     short = T.train(compose_config(*quick, "data_augmentation_loop=20"), tmp_path / "short")
     assert m["rate_constants_R2_identifiable"] > 0.98 and m["n_outliers_identifiable"] == 0
