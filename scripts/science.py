@@ -78,10 +78,10 @@ S_KEYS = ["stoichiometry_R2", "stoichiometry_exact", "stoichiometry_exact_identi
           "rate_constants_R2_identifiable", "n_outliers_identifiable", "MLP_sub_exponent_1", "heldout_rollout_horizon",
           "training_time_min", "iterations_per_second"]
 # Observed data on rank_50 (SPEC §9): level -> (overrides, target on the median identifiable R2 or None, seeds).
-SEEDS_OBSERVED = [1]  # [1, 2, 3] once CPU time allows
+SEEDS_OBSERVED = [1, 2]  # the issue asks 5; CPU time here allowed 2
 EXPORT = "rank50_export"  # the rank_50 trajectory in the CSV layout, under the plan's root
 OBSERVED: dict[str, tuple[list[str], float | None, list[int]]] = {
-    "import_exact": (["simulation=observed", "simulation.delta_t=0.1"], 0.995, SEEDS_OBSERVED),
+    "import_exact": (["simulation=observed", "simulation.delta_t=0.1"], 0.995, [1]),
     "noise1": (["simulation.noise=0.01"], 0.99, SEEDS_OBSERVED),
     "noise3": (["simulation.noise=0.03"], 0.95, SEEDS_OBSERVED),
     "noise10": (["simulation.noise=0.1"], 0.80, SEEDS_OBSERVED),
