@@ -17,15 +17,14 @@ from .dataset import Dataset, load_or_simulate, observed, summarize
 def dataset_for(cfg: DictConfig, progress: bool = False) -> Dataset:
     """The dataset of cfg.simulation with its observation set: a simulated regime (cached under cfg.data_dir,
     generated on first use) or a user's data set (`simulation.path`)."""
-    p = simulation_params(cfg)
-    if p.source:
+    if cfg.simulation.get("path") is not None:  # read, validated and hashed once
         from .datafile import user_data
 
-        _, data = user_data(cfg.simulation)
+        p, data = user_data(cfg.simulation)
         ds = Dataset(p, data.network, data.concentrations, None, summarize(p, data.network, data.concentrations),
                      path=Path(to_absolute_path(str(cfg.simulation.path))))
         return observed(ds, observation_params(cfg), int(cfg.simulation.get("substeps", 1)))
-    ds = load_or_simulate(p, to_absolute_path(cfg.data_dir), progress=progress)
+    ds = load_or_simulate(simulation_params(cfg), to_absolute_path(cfg.data_dir), progress=progress)
     return observed(ds, observation_params(cfg))
 
 
