@@ -18,6 +18,14 @@ LAB_CONFIG_KEYS = ("seed", "lr_k", "lr_node", "lr_sub", "batch_size", "n_epochs"
 EXTRA_CONFIG_KEYS = ("coeff_MLP_sub_diff", "k_floor_threshold", "time_step", "recurrent_training", "hidden_dim_sub",
                      "n_layers_sub", "hidden_dim_node", "n_layers_node", "lr_embedding")
 
+# What may differ between configurations trained together as one vectorised model (`batched=true`): scalars
+# each model holds for itself. Anything else (sizes, data, model form, schedule length) needs its own run.
+BATCHABLE_KEYS = ("seed", "lr_k", "lr_node", "lr_sub", "lr_embedding", "lr_S", "coeff_MLP_node_L1",
+                  "coeff_MLP_sub_norm", "coeff_k_floor", "coeff_MLP_sub_diff", "coeff_k_range", "coeff_S_L1",
+                  "coeff_S_integer", "coeff_mass_conservation", "k_floor_threshold")
+# Keys that say where or how a run reports, not what it trains.
+_RUN_KEYS = ("sweep_trial", "seeds", "batched", "batch_file", "progress", "plots", "tensorboard")
+
 # `${oscsim.mul:a,b}`: the lab's batch plans double a value (data_augmentation_loop 1000 -> 2000) relative
 # to whatever the command line set.
 if not OmegaConf.has_resolver("oscsim.mul"):
@@ -103,3 +111,26 @@ def check_training_data(cfg: DictConfig) -> None:
                else "a user's data set (simulation.path)")
         raise ConfigError(f"window=0: with {why} the exact dc/dt is not observed; train on rollout windows "
                           "(loss=observed, or window >= 1)")
+
+
+def batch_differences(a: DictConfig, b: DictConfig) -> list[str]:
+    """The keys (dotted) in which two configurations differ beyond BATCHABLE_KEYS: empty if they can train
+    together as one vectorised model."""
+    def flat(d: Any, prefix: str = "") -> dict[str, Any]:
+        if isinstance(d, dict):
+            return {k: v for key, sub in d.items() for k, v in flat(sub, f"{prefix}{key}.").items()}
+        return {prefix[:-1]: d}
+
+    skip = set(BATCHABLE_KEYS) | set(_RUN_KEYS)
+    fa, fb = (flat({k: v for k, v in OmegaConf.to_container(c, resolve=True).items() if k not in skip and k != "hydra"})
+              for c in (a, b))
+    return sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k))
+
+
+def check_batchable(cfgs: list[DictConfig]) -> None:
+    """Raise ConfigError (one line) unless every configuration differs from the first only in BATCHABLE_KEYS."""
+    for i, c in enumerate(cfgs[1:], 1):
+        diff = batch_differences(cfgs[0], c)
+        if diff:
+            raise ConfigError(f"batched: configuration {i} differs from the first in {', '.join(diff)}; only "
+                              f"{', '.join(BATCHABLE_KEYS)} may differ within a batch")

@@ -20,10 +20,12 @@ from tqdm import tqdm
 
 from . import losses as L
 from .cli import hydra_entry
-from .config import EXTRA_CONFIG_KEYS, LAB_CONFIG_KEYS, check_training_data, validate
+from .config import EXTRA_CONFIG_KEYS, LAB_CONFIG_KEYS, check_batchable, check_training_data, validate
 from .evaluate import evaluate, rate_constant_scores
 from .metrics import trial_status
 from .models import build_model
+from .models.stacked import Stacked, StackedAdam, group_lrs
+from .objective import PER_MODEL_SETTINGS, Objective, active_terms
 from .observation import Observation, error_weights, smooth, window_starts
 from .params import ConfigError
 
@@ -44,16 +46,28 @@ def iterations_per_epoch(n_frames: int, data_augmentation_loop: float, batch_siz
 
 
 def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
+    """Train one configuration in out_dir; returns its metrics."""
+    return train_many([cfg], [out_dir], [report])[0]
+
+
+def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Report | None] | None = None) -> list[dict]:
+    """Train configurations that differ only in per-model scalars (BATCHABLE_KEYS: learning rates,
+    coefficients, seed) together, as one vectorised model; each gets the metrics, files and reports a
+    separate run gives it. One configuration trains as a plain model (and may be compiled)."""
     from .simulate import dataset_for
 
-    validate(cfg)
-    check_training_data(cfg)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    cfg, n_models = cfgs[0], len(cfgs)
+    reports = list(reports or [None] * n_models)
+    for c in cfgs:
+        validate(c)
+        check_training_data(c)
+    check_batchable(cfgs)
+    for d in out_dirs:
+        d.mkdir(parents=True, exist_ok=True)
     # ---- settings -------------------------------------------------------------------------------------
     torch.set_num_threads(int(cfg.threads))
     device = pick_device(str(cfg.device))
-    torch.manual_seed(int(cfg.seed))  # model initialisation
-    frames_rng = torch.Generator().manual_seed(int(cfg.seed) + 1)  # frame sampling
+    frames_rngs = [torch.Generator().manual_seed(int(c.seed) + 1) for c in cfgs]  # frame sampling, per model
     recurrent = bool(cfg.recurrent_training) and int(cfg.time_step) > 1
     time_step = int(cfg.time_step) if recurrent else 1
 
@@ -63,6 +77,7 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
     n_iter = iterations_per_epoch(p.n_frames, float(cfg.data_augmentation_loop), int(cfg.batch_size))
     n_total = n_iter * int(cfg.n_epochs)
     window = int(cfg.get("window") or 0)
+    objective_data: dict = {}
     if window:  # observed data: only the observed series (noisy, strided) is read from here on
         obs = ds.observation
         obs_c = torch.as_tensor(obs.c, device=device)
@@ -77,133 +92,168 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
             raise ConfigError(f"match_every={match}: must be <= window ({window})")
         offsets = torch.arange(match, window + 1, match, device=device)
         xnorm = 1.5 * float(np.std(obs.c))
-        err_scale = torch.as_tensor(error_weights(obs.c, str(cfg.error_scale)), dtype=obs_c.dtype, device=device)
+        objective_data = dict(mode="window", window=window, substeps=obs.substeps, dt=obs.dt, interval=obs.interval * match,
+                              offsets=offsets, err_scale=torch.as_tensor(error_weights(obs.c, str(cfg.error_scale)),
+                                                                         dtype=obs_c.dtype, device=device))
+        n_draw = len(train_starts)
     else:
         conc = torch.as_tensor(ds.concentrations, device=device)
-        dcdt = torch.as_tensor(ds.dcdt, device=device)
-        high = p.n_frames - 4 - time_step  # frames drawn from [0, high), as the lab draws them
+        dcdt = torch.as_tensor(ds.dcdt, device=device) if not recurrent else None
+        n_draw = p.n_frames - 4 - time_step  # frames drawn from [0, n_draw), as the lab draws them
         xnorm = 1.5 * float(np.std(ds.concentrations))
+        objective_data = dict(mode="recurrent" if recurrent else "derivative", delta_t=p.delta_t, time_step=time_step)
 
-    # ---- model and optimiser --------------------------------------------------------------------------
+    # ---- models and optimiser -------------------------------------------------------------------------
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    model = build_model(ds.network, model_cfg, (p.log_k_min, p.log_k_max), hidden_dim_sub=int(cfg.hidden_dim_sub), n_layers_sub=int(cfg.n_layers_sub),
-                        hidden_dim_node=int(cfg.hidden_dim_node), n_layers_node=int(cfg.n_layers_node)).to(device)
-    groups = model.param_groups(cfg.lr_k, cfg.lr_node, cfg.lr_sub, cfg.get("lr_embedding"), cfg.get("lr_S"))
-    optimizer = torch.optim.Adam(groups, fused=True) if device.type in ("cpu", "cuda") else torch.optim.Adam(groups)
-    # torch.compile fuses the small MLPs' kernels (~1.3-2x here) but costs ~15-25 s up front: worth it
-    # only for long trials (`compile: auto`).
-    compiled = cfg.compile is True or (cfg.compile == "auto" and n_total >= 20000)
-    forward = torch.compile(model) if compiled else model
+    models = []
+    for c in cfgs:
+        torch.manual_seed(int(c.seed))  # model initialisation
+        models.append(build_model(ds.network, model_cfg, (p.log_k_min, p.log_k_max), hidden_dim_sub=int(cfg.hidden_dim_sub),
+                                  n_layers_sub=int(cfg.n_layers_sub), hidden_dim_node=int(cfg.hidden_dim_node),
+                                  n_layers_node=int(cfg.n_layers_node)).to(device))
+    settings = [{k: float(c.get(k) or 0.0) for k in PER_MODEL_SETTINGS} for c in cfgs]
+    learned_S = getattr(models[0], "learned_S", False)  # model.stoichiometry=learned: S's coefficients are parameters
+    terms_on = active_terms(settings, learned_S)
     queries, _ = L.monotonicity_queries(xnorm)
-    queries = queries.to(device)
-    coeff = {k: float(cfg.get(k, 0.0)) for k in ("coeff_MLP_sub_diff", "coeff_MLP_node_L1", "coeff_MLP_sub_norm",
-                                                 "coeff_k_floor", "coeff_k_range", "coeff_S_L1", "coeff_S_integer",
-                                                 "coeff_mass_conservation")}
-    learned_S = getattr(model, "learned_S", False)  # model.stoichiometry=learned: S's coefficients are parameters
-    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, n_total))
-                 if cfg.get("lr_schedule", "constant") == "cosine" else None)
-    use_queries = coeff["coeff_MLP_sub_diff"] > 0 or coeff["coeff_MLP_sub_norm"] > 0
+    use_queries = "MLP_sub_diff" in terms_on or "MLP_sub_norm" in terms_on
+    groups = [m.param_groups(c.lr_k, c.lr_node, c.lr_sub, c.get("lr_embedding"), c.get("lr_S")) for m, c in zip(models, cfgs)]
+    # torch.compile fuses the small MLPs' kernels (~1.3-2x here) but costs ~15-25 s up front: worth it
+    # only for long trials (`compile: auto`); a batch of models runs vmapped, uncompiled.
+    compiled = n_models == 1 and (cfg.compile is True or (cfg.compile == "auto" and n_total >= 20000))
+    objectives = [Objective(m, terms=terms_on, queries=queries.to(device) if use_queries else None,
+                            log_k_range=(p.log_k_min, p.log_k_max), n_reactions=ds.network.n_reactions,
+                            step=torch.compile(m) if compiled else None, **objective_data) for m in models]
+    cosine = cfg.get("lr_schedule", "constant") == "cosine"
+    if n_models == 1:
+        optimizer = torch.optim.Adam(groups[0], fused=True) if device.type in ("cpu", "cuda") else torch.optim.Adam(groups[0])
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, n_total)) if cosine else None
+        step_settings = settings[0]
 
-    writer = None
+        def loss_terms(c: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {k: v[None] for k, v in objectives[0](c[0], target[0], step_settings).items()}
+    else:
+        stacked, scheduler = Stacked(objectives), None
+        lrs = [group_lrs(o, gs, list(stacked.params)) for o, gs in zip(objectives, groups)]
+        optimizer = StackedAdam(stacked.params, {n: torch.tensor([lr[n] for lr in lrs]) for n in stacked.params})
+        step_settings = {k: torch.tensor([s[k] for s in settings], dtype=torch.float32, device=device) for k in PER_MODEL_SETTINGS}
+
+        def loss_terms(c: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+            return stacked(c, target, step_settings)
+
+    writers = []
     if cfg.tensorboard:
         from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(log_dir=str(out_dir / "tensorboard"))
+        writers = [SummaryWriter(log_dir=str(d / "tensorboard")) for d in out_dirs]
 
     # ---- the loop -------------------------------------------------------------------------------------
     log_every = max(1, min(500, n_total // 200))
-    history: dict[str, list[float]] = {"iteration": [], "prediction": [], "MLP_sub_diff": [], "MLP_node_L1": [],
-                                       "MLP_sub_norm": [], "k_floor": [], "k_range": [], "k_prior": [], "S_L1": [],
-                                       "S_integer": [], "mass_conservation": [],
-                                       "rate_constants_R2": []}
-    sums = {k: 0.0 for k in history if k not in ("iteration", "rate_constants_R2")}
-    total_pred = torch.zeros((), device=device)  # summed on device: no sync per iteration
-    status, r2_now, error, it = "running", float("nan"), None, -1
+    names = ("prediction", "MLP_sub_diff", "MLP_node_L1", "MLP_sub_norm", "k_floor", "k_range", "k_prior", "S_L1",
+             "S_integer", "mass_conservation")
+    histories: list[dict[str, list[float]]] = [{"iteration": [], **{k: [] for k in names}, "rate_constants_R2": []}
+                                               for _ in cfgs]
+    total_pred = torch.zeros(n_models, device=device)  # summed on device: no sync per iteration
+    running = torch.ones(n_models, device=device)  # 0 once a model has stopped (pruned or failed)
+    status, errors = ["running"] * n_models, [None] * n_models
+    stopped_at: list[int | None] = [None] * n_models  # iterations done by a model that stopped early
     t0 = time.perf_counter()
-    bar = tqdm(range(n_total), disable=not cfg.progress, desc="train", mininterval=1.0)
-    model.train()
+    bar = tqdm(range(n_total), disable=not cfg.progress, desc="train" if n_models == 1 else f"train x{n_models}",
+               mininterval=1.0)
+    for m in models:
+        m.train()
     WARMUP = 20  # first iterations (and torch.compile's tracing) are left out of iterations_per_second
     t_warm = t0
     ramp = float(cfg.get("S_exponent_ramp") or 0.0) * n_total  # learned S: iterations until exponent = |s|
+
+    def member(m: int) -> torch.nn.Module:
+        """Model m with its current parameters (a batch's are written back from the stacked ones)."""
+        if n_models > 1:
+            stacked.write_back(m)
+        return models[m]
+
+    def stop(m: int, it: int, why: str, error: str | None = None) -> None:
+        status[m], errors[m], stopped_at[m] = why, error, it + 1
+        running[m] = 0.0
+        if n_models > 1:
+            optimizer.scale[m] = 0.0  # its parameters stay where they stopped
+        if error:
+            log.warning("%s", error if n_models == 1 else f"model {m} (seed {cfgs[m].seed}): {error}")
+
     for it in bar:
         if it == WARMUP:
             t_warm = time.perf_counter()
         if learned_S and ramp > 0:
-            model.exponent_mix.fill_(min(1.0, (it + 1) / ramp))
-        if window:  # rollouts from observed states, matched at each observation of the window
-            t = train_starts_t[torch.randint(0, len(train_starts), (int(cfg.batch_size),), generator=frames_rng).to(device)]
-            states, out = L.roll_windows(forward, starts_c[t], window, obs.substeps, obs.dt, queries if use_queries else None)
-            loss_pred = L.window_loss(states[offsets - 1] * err_scale, obs_c[t[None] + offsets[:, None]] * err_scale,
-                                      obs.interval * match)
-        elif recurrent:
-            k = torch.randint(0, high, (int(cfg.batch_size),), generator=frames_rng).to(device)
-            c = conc[k]
-            for _ in range(time_step):  # roll forward; the regularisers see the last step's outputs
-                out = forward(c, queries if use_queries else None)
-                c = c + p.delta_t * out.dcdt
-            loss_pred = L.prediction_loss(c / (p.delta_t * time_step), conc[k + time_step] / (p.delta_t * time_step))
+            for m in models:
+                m.exponent_mix.fill_(min(1.0, (it + 1) / ramp))
+        draws = torch.stack([torch.randint(0, n_draw, (int(cfg.batch_size),), generator=g) for g in frames_rngs]).to(device)
+        if window:  # (M, B) window starts; targets (M, H, B, n): the observations the loss matches
+            t = train_starts_t[draws]
+            c, target = starts_c[t], obs_c[t[:, None] + offsets[None, :, None]]
         else:
-            k = torch.randint(0, high, (int(cfg.batch_size),), generator=frames_rng).to(device)
-            out = forward(conc[k], queries if use_queries else None)
-            loss_pred = L.prediction_loss(out.dcdt, dcdt[k])
-        terms = {"prediction": loss_pred}
-        if coeff["coeff_MLP_sub_diff"] > 0:
-            terms["MLP_sub_diff"] = coeff["coeff_MLP_sub_diff"] * L.sub_diff_penalty(out.sub_queries)
-        if coeff["coeff_MLP_sub_norm"] > 0:
-            terms["MLP_sub_norm"] = coeff["coeff_MLP_sub_norm"] * L.sub_norm_penalty(out.sub_queries)
-        if coeff["coeff_MLP_node_L1"] > 0:
-            terms["MLP_node_L1"] = coeff["coeff_MLP_node_L1"] * L.node_l1_penalty(out.node)
-        if coeff["coeff_k_floor"] > 0:
-            terms["k_floor"] = coeff["coeff_k_floor"] * L.k_floor_penalty(model.log_k, float(cfg.k_floor_threshold))
-        if coeff["coeff_k_range"] > 0:
-            terms["k_range"] = coeff["coeff_k_range"] * L.k_range_penalty(model.log_k, p.log_k_min, p.log_k_max)
-        sto = model.coefficients() if learned_S else None  # the coefficients the model uses
-        if sto is not None and coeff["coeff_S_L1"] > 0:
-            terms["S_L1"] = coeff["coeff_S_L1"] * L.s_l1_penalty(sto)
-        if sto is not None and coeff["coeff_S_integer"] > 0:
-            terms["S_integer"] = coeff["coeff_S_integer"] * L.s_integer_penalty(sto)
-        if sto is not None and coeff["coeff_mass_conservation"] > 0:
-            terms["mass_conservation"] = coeff["coeff_mass_conservation"] * L.mass_conservation_penalty(
-                sto, model.sto_rxn, ds.network.n_reactions)
-        prior = model.prior_penalty()  # the model's own prior on the k the data leave free
-        if prior is not None:
-            terms["k_prior"] = prior
-        loss = sum(terms.values())
-        optimizer.zero_grad(set_to_none=True)
+            c, target = conc[draws], conc[draws + time_step] if recurrent else dcdt[draws]
+        terms = loss_terms(c, target)
+        loss = sum(v.sum() for v in terms.values())
+        optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
-        total_pred += loss_pred.detach()
+        elif n_models > 1 and cosine:  # CosineAnnealingLR's closed form, per model; 0 stays 0 for stopped ones
+            optimizer.scale = running * 0.5 * (1 + math.cos(math.pi * (it + 1) / max(1, n_total)))
+        total_pred += terms["prediction"].detach() * running
 
         if it % log_every == 0 or it == n_total - 1:
-            values = {name: float(v.detach()) for name, v in terms.items()}
-            if not math.isfinite(sum(values.values())):
-                status, error = "failed", f"non-finite loss at iteration {it}"
-                log.warning(error)
-                break
-            history["iteration"].append(it)
-            for name in sums:
-                history[name].append(values.get(name, 0.0))
-            if learned_S:
-                history.setdefault("exponent_mix", []).append(float(model.exponent_mix))
-            if writer:
-                for name, v in values.items():
-                    writer.add_scalar(f"loss/{name}", v, it)
+            values = {name: v.detach().cpu().tolist() for name, v in terms.items()}
+            for m in range(n_models):
+                if status[m] != "running":
+                    continue
+                mine = {name: v[m] for name, v in values.items()}
+                if not math.isfinite(sum(mine.values())):
+                    stop(m, it, "failed", f"non-finite loss at iteration {it}")
+                    continue
+                histories[m]["iteration"].append(it)
+                for name in names:
+                    histories[m][name].append(mine.get(name, 0.0))
+                if learned_S:
+                    histories[m].setdefault("exponent_mix", []).append(float(models[m].exponent_mix))
+                if writers:
+                    for name, v in mine.items():
+                        writers[m].add_scalar(f"loss/{name}", v, it)
         if (it + 1) % int(cfg.eval_every) == 0 or it == n_total - 1:
-            r2_now = rate_constant_scores(model, ds)[0]["rate_constants_R2"]
-            history["rate_constants_R2"].append(r2_now)
-            bar.set_postfix(loss=f"{float(loss.detach()):.3g}", R2=f"{r2_now:.3f}")
-            if writer:
-                writer.add_scalar("metrics/rate_constants_R2", r2_now, it)
-            if report is not None and report(it + 1, r2_now):
-                status = "pruned"
-                break
+            for m in range(n_models):
+                if status[m] != "running":
+                    continue
+                r2_now = rate_constant_scores(member(m), ds)[0]["rate_constants_R2"]
+                histories[m]["rate_constants_R2"].append(r2_now)
+                if n_models == 1:
+                    bar.set_postfix(loss=f"{float(loss.detach()):.3g}", R2=f"{r2_now:.3f}")
+                if writers:
+                    writers[m].add_scalar("metrics/rate_constants_R2", r2_now, it)
+                if reports[m] is not None and reports[m](it + 1, r2_now):
+                    stop(m, it, "pruned")
+        if not any(s == "running" for s in status):
+            break
     train_seconds = time.perf_counter() - t0
-    iterations_done = it + 1
+    ips = ((it + 1 - WARMUP) / max(t0 + train_seconds - t_warm, 1e-9) if it + 1 > 2 * WARMUP
+           else (it + 1) / max(train_seconds, 1e-9))
 
+    results = []
+    for m in range(n_models):
+        model = member(m)
+        iterations_done = stopped_at[m] or it + 1
+        final_loss = float(total_pred[m]) / p.n_metabolites  # the lab's meaning: summed over iterations / n_met
+        results.append(_finish(cfgs[m], out_dirs[m], model, ds, histories[m], status[m], errors[m], final_loss,
+                               iterations_done, train_seconds, ips, writers[m] if writers else None,
+                               (obs, held_starts, heldout_window) if window else None, learned_S, n_models))
+    return results
+
+
+def _finish(cfg: DictConfig, out_dir: Path, model: torch.nn.Module, ds, history: dict, status: str, error: str | None,
+            final_loss: float, iterations_done: int, train_seconds: float, ips: float, writer, heldout, learned_S: bool,
+            n_models: int) -> dict:
+    """One model's scores and files."""
+    p = ds.params
     # ---- scores ---------------------------------------------------------------------------------------
-    final_loss = float(total_pred) / p.n_metabolites  # the lab's meaning: summed over iterations / n_met
     if status == "failed" or not all(torch.isfinite(q).all() for q in model.parameters()):
         status = "failed"
         error = error or "non-finite parameters"
@@ -213,8 +263,8 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
         ev = evaluate(model, ds, int(cfg.rollout_frames), bool(cfg.rollout_clamp),
                       getattr(torch, str(cfg.rollout_dtype)))
         metrics = ev.metrics
-        if window:
-            metrics["heldout_loss"] = heldout_loss(model, obs, held_starts, heldout_window)
+        if heldout is not None:
+            metrics["heldout_loss"] = heldout_loss(model, *heldout)
         if status != "pruned":
             status = trial_status(metrics["rate_constants_R2"]) if ds.has_truth else "completed"
     metrics.update({
@@ -223,9 +273,10 @@ def train(cfg: DictConfig, out_dir: Path, report: Report | None = None) -> dict:
         "status": status,
         "training_time_min": train_seconds / 60,
         "iterations": iterations_done,
-        "iterations_per_second": (iterations_done - WARMUP) / max(t0 + train_seconds - t_warm, 1e-9)
-        if iterations_done > 2 * WARMUP else iterations_done / max(train_seconds, 1e-9),
+        "iterations_per_second": ips,
     })
+    if n_models > 1:
+        metrics["models_in_batch"] = n_models  # training time and speed are the batch's
     if error:
         metrics["error"] = error
 
@@ -288,45 +339,98 @@ def train_seeds(cfg: DictConfig, out_dir: Path, seeds: list[int], report: Report
     with each seed's rate_constants_R2 reported as an intermediate value (step = seed index), so a pruner
     comparing configurations seed by seed (Wilcoxon) can stop a clearly worse one early."""
     runs: list[dict] = []
-    pruned = False
-    for i, s in enumerate(seeds):
+    for s in seeds:
         c = cfg.copy()
         c.seed = int(s)
-        m = train(c, out_dir / f"seed_{s}")
-        runs.append(m)
-        if "error" in m:  # crashed or non-finite: the configuration failed
+        runs.append(train(c, out_dir / f"seed_{s}"))
+        ended = _seeds_done(runs, report)
+        if ended:
             break
-        if report is not None and report(i, m["rate_constants_R2"]):
-            pruned = True
-            break
+    return _seeds_metrics(seeds, runs, out_dir, ended)
+
+
+def _seeds_done(runs: list[dict], report: Report | None) -> str | None:
+    """After the latest seed: "failed" (it crashed or went non-finite), "pruned" (the pruner said so) or None."""
+    if "error" in runs[-1]:
+        return "failed"
+    if report is not None and report(len(runs) - 1, runs[-1]["rate_constants_R2"]):
+        return "pruned"
+    return None
+
+
+def _seeds_metrics(seeds: list[int], runs: list[dict], out_dir: Path, ended: str | None) -> dict:
+    """The configuration's metrics: means over the seeds run (and each seed's R^2), in out_dir; `ended` says
+    why the seeds stopped early ("failed", "pruned"), if they did."""
     numeric = [k for k, v in runs[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
     metrics: dict = {k: float(np.mean([r[k] for r in runs])) for k in numeric}
     metrics["rate_constants_R2_std"] = float(np.std([r["rate_constants_R2"] for r in runs]))
     metrics["rate_constants_R2_per_seed"] = [r["rate_constants_R2"] for r in runs]
     metrics["seeds"] = [int(s) for s in seeds[: len(runs)]]
-    crashed = [r for r in runs if "error" in r]
-    metrics["status"] = "failed" if crashed else "pruned" if pruned else trial_status(metrics["rate_constants_R2"])
-    if crashed:
-        metrics["error"] = f"seed {metrics['seeds'][-1]}: {crashed[0]['error']}"
+    metrics["status"] = ended or trial_status(metrics["rate_constants_R2"])
+    if ended == "failed":
+        metrics["error"] = f"seed {metrics['seeds'][-1]}: {runs[-1]['error']}"
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (out_dir / "analysis.log").write_text("".join(f"{k}: {v}\n" for k, v in metrics.items()))
     return metrics
 
 
+def train_batch(members: list[tuple[DictConfig, Path, Report | None]]) -> list[dict]:
+    """Configurations (a sweep batch; each once, or once per seed of its `seeds`) trained together as one
+    vectorised model; each gets the metrics, files and reports its own run gives it. Seeds report to their
+    trial after the batch, in order, as a sequential run would have (a pruned one keeps the seeds before)."""
+    invalid: dict[int, dict] = {}
+    for i, (c, _, _) in enumerate(members):  # a bad member fails alone, as its own job would
+        try:
+            validate(c)
+        except ConfigError as e:
+            invalid[i] = {"status": "failed", "error": f"ConfigError: {e}"}
+    runs = [(i, c.copy(), d) for i, (c, out_dir, _) in enumerate(members) if i not in invalid
+            for c, d in ([(c, out_dir)] if not c.get("seeds") else
+                         [(OmegaConf.merge(c, {"seed": int(s)}), out_dir / f"seed_{s}") for s in c.seeds])]
+    reports = [None if members[i][0].get("seeds") else members[i][2] for i, _, _ in runs]
+    results = train_many([c for _, c, _ in runs], [d for _, _, d in runs], reports) if runs else []
+    out = []
+    for i, (cfg, out_dir, report) in enumerate(members):
+        if i in invalid:
+            out.append(invalid[i])
+            continue
+        mine = [r for (j, _, _), r in zip(runs, results) if j == i]
+        if not cfg.get("seeds"):
+            out.append(mine[0])
+            continue
+        done: list[dict] = []
+        for r in mine:
+            done.append(r)
+            ended = _seeds_done(done, report)
+            if ended:
+                break
+        out.append(_seeds_metrics(list(cfg.seeds), done, out_dir, ended))
+    return out
+
+
 def run(cfg: DictConfig) -> dict:
     """Hydra task: train in Hydra's run directory and return the metrics (for sweepers). A sweep job may
-    report intermediate values to its trial (for pruning); the training loop only sees a callback."""
+    report intermediate values to its trial (for pruning); the training loop only sees a callback. A batched
+    sweep job (`batch_file`) trains its members together and returns {"batch": [their metrics]}."""
     from hydra.core.hydra_config import HydraConfig
 
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
-    report = None
-    if cfg.get("sweep_trial") and cfg.sweep_trial.get("number") is not None:
-        from .sweep.reporting import trial_reporter
+    from .batch import member_configs
 
-        report = trial_reporter(OmegaConf.to_container(cfg.sweep_trial, resolve=True))
-    if cfg.get("seeds"):
-        return train_seeds(cfg, out_dir, list(cfg.seeds), report)
-    return train(cfg, out_dir, report)
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    members = member_configs(cfg) if cfg.get("batch_file") else [(cfg, out_dir)]
+    with_reports = []
+    for c, d in members:
+        report = None
+        if c.get("sweep_trial") and c.sweep_trial.get("number") is not None:
+            from .sweep.reporting import trial_reporter
+
+            report = trial_reporter(OmegaConf.to_container(c.sweep_trial, resolve=True))
+        with_reports.append((c, d, report))
+    if cfg.get("batched"):
+        results = train_batch(with_reports)
+    else:
+        results = [train_seeds(c, d, list(c.seeds), r) if c.get("seeds") else train(c, d, r) for c, d, r in with_reports]
+    return {"batch": results} if cfg.get("batch_file") else results[0]
 
 
 main = hydra_entry(run)

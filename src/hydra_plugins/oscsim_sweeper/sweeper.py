@@ -84,6 +84,27 @@ def check_study(cfg: DictConfig, arguments: List[str]) -> None:
     _exit_on_study_error(cfg, arguments).storage.remove_session()
 
 
+def _outcomes(r: Any, n: int) -> list:
+    """The Outcomes of one launched job that trained n trials (a batched job returns {"batch": [...]})."""
+    from oscsim.sweep.runner import Outcome
+
+    value = r._return_value if r.status == JobStatus.COMPLETED else None
+    if isinstance(value, dict) and n > 1:
+        value = value.get("batch")
+    if n == 1 and isinstance(value, dict):
+        return [Outcome(dict(value))]
+    if isinstance(value, list) and len(value) == n and all(isinstance(v, dict) for v in value):
+        return [Outcome(dict(v)) for v in value]
+    err = r._return_value if r.status == JobStatus.FAILED else "job returned no metrics"
+    return [Outcome(None, f"{type(err).__name__}: {err}" if isinstance(err, BaseException) else str(err))] * n
+
+
+def _subdir(template: str, number: int) -> str:
+    """A trial's run directory under the sweep directory (hydra.sweep.subdir, e.g. iter_${sweep_trial.iter})."""
+    return str(OmegaConf.create({"sweep_trial": {"number": number, "iter": number + 1},
+                                 "hydra": {"job": {"num": number}}, "dir": template}).dir)
+
+
 class OscsimOptunaSweeper(Sweeper):
     def __init__(self, **settings: Any) -> None:
         # Hydra passes hydra.sweeper's fields; sweep() reads them from the composed config (with the defaults)
@@ -99,16 +120,33 @@ class OscsimOptunaSweeper(Sweeper):
             hydra_context=hydra_context, task_function=task_function, config=config)
 
     def _launch(self, jobs: list[list[str]], numbers: list[int]):
-        from oscsim.sweep.runner import Outcome
+        if not self.config.get("batched"):
+            return [out for r in self.launcher.launch(jobs, initial_job_idx=numbers[0]) for out in _outcomes(r, 1)]
+        return self._launch_batched(jobs, numbers)
 
-        returns = self.launcher.launch(jobs, initial_job_idx=numbers[0])
-        outcomes = []
-        for r in returns:
-            if r.status == JobStatus.COMPLETED and isinstance(r._return_value, dict):
-                outcomes.append(Outcome(dict(r._return_value)))
-            else:
-                err = r._return_value if r.status == JobStatus.FAILED else "job returned no metrics"
-                outcomes.append(Outcome(None, f"{type(err).__name__}: {err}" if isinstance(err, BaseException) else str(err)))
+    def _launch_batched(self, jobs: list[list[str]], numbers: list[int]):
+        """`batched=true`: each group of trials that differ only in per-model scalars is one job (in the
+        first member's run directory) training them as one vectorised model; the rest run one job each."""
+        from oscsim.batch import group_jobs, write_batch_file
+
+        groups = group_jobs(jobs)
+        if any(len(g) == 1 for g in groups) and len(jobs) > 1:
+            log.info("batched: trials %s differ from the others in more than per-model scalars (or are alone): "
+                     "one job each", [numbers[g[0]] + 1 for g in groups if len(g) == 1])
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        subdir = OmegaConf.to_container(self.config.hydra.sweep, resolve=False)["subdir"]
+        outcomes: list = [None] * len(jobs)
+        for g in groups:
+            job = jobs[g[0]]
+            if len(g) > 1:
+                dirs = [(sweep_dir / _subdir(subdir, numbers[i])).resolve() for i in g]
+                path = sweep_dir / "batches" / f"trials_{numbers[g[0]] + 1}.json"
+                write_batch_file(path, [jobs[i] for i in g], dirs)
+                job = [*job, f"batch_file={path.resolve()}"]
+                log.info("batched: trials %s train together in one job", [numbers[i] + 1 for i in g])
+            (ret,) = self.launcher.launch([job], initial_job_idx=numbers[g[0]])
+            for i, out in zip(g, _outcomes(ret, len(g))):
+                outcomes[i] = out
         return outcomes
 
     def sweep(self, arguments: List[str]) -> Any:

@@ -1,0 +1,86 @@
+"""Many models of one structure trained as one (batched trials): their parameters stacked along a leading
+model axis, one vmapped call per step, and Adam with its own learning rates per model.
+
+On a CPU this saves dispatch and Python, not arithmetic (each model's work still adds up); on a GPU a batch
+of hundreds of models fills the device that one small model leaves idle."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+
+class Stacked:
+    """M copies of `modules[0]`'s structure with the members' own parameter values. Calling it runs every
+    member on its own slice of the inputs (leading axis M) and returns what the module returns, stacked."""
+
+    def __init__(self, modules: list[nn.Module]):
+        self.modules = modules
+        self.skeleton = modules[0]
+        params, _ = stack_module_state(modules)  # new leaves, (M, ...) each
+        self.params: dict[str, torch.Tensor] = params
+        # buffers hold the network's structure: the same in every member, so they are shared, not stacked
+        self.buffers = dict(self.skeleton.named_buffers())
+        self._call = vmap(self._one, randomness="error")
+
+    def _one(self, params: dict[str, torch.Tensor], *args: Any) -> Any:
+        return functional_call(self.skeleton, (params, self.buffers), args)
+
+    def __call__(self, *args: Any) -> Any:
+        return self._call(self.params, *args)
+
+    def __len__(self) -> int:
+        return len(self.modules)
+
+    @torch.no_grad()
+    def write_back(self, m: int) -> nn.Module:
+        """Member m as a plain module (what evaluation, scoring and the saved files read)."""
+        for name, p in self.modules[m].named_parameters():
+            p.copy_(self.params[name][m])
+        return self.modules[m]
+
+
+class StackedAdam:
+    """Adam (torch's update, element by element) on parameters stacked along the model axis, with a
+    learning rate per model for each parameter (torch's Adam takes one per group). `scale[m]` multiplies
+    model m's rates: a schedule's factor, or 0 for a model that has stopped (its parameters stay as they are)."""
+
+    def __init__(self, params: dict[str, torch.Tensor], lrs: dict[str, torch.Tensor],
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        self.params, self.betas, self.eps = params, betas, eps
+        self.lrs = {n: lrs[n].to(p) for n, p in params.items()}
+        self.exp_avg = {n: torch.zeros_like(p) for n, p in params.items()}
+        self.exp_avg_sq = {n: torch.zeros_like(p) for n, p in params.items()}
+        self.scale = torch.ones(len(next(iter(params.values()))), dtype=torch.float32,
+                                device=next(iter(params.values())).device)
+        self.steps = 0
+
+    def zero_grad(self) -> None:
+        for p in self.params.values():
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.steps += 1
+        beta1, beta2 = self.betas
+        bias1 = 1 - beta1 ** self.steps
+        bias2_sqrt = math.sqrt(1 - beta2 ** self.steps)
+        for name, p in self.params.items():
+            if p.grad is None:
+                continue
+            g, m, v = p.grad, self.exp_avg[name], self.exp_avg_sq[name]
+            m.lerp_(g, 1 - beta1)
+            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+            denom = (v.sqrt() / bias2_sqrt).add_(self.eps)
+            step_size = (self.lrs[name] * self.scale / bias1).view(-1, *[1] * (p.dim() - 1))
+            p.sub_(step_size * (m / denom))
+
+
+def group_lrs(model: nn.Module, groups: list[dict], stacked_names: list[str]) -> dict[str, float]:
+    """The learning rate each named parameter gets from `param_groups` (the model's Adam groups)."""
+    by_id = {id(p): g["lr"] for g in groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    return {n: float(by_id[id(named[n])]) for n in stacked_names}

@@ -1,0 +1,83 @@
+"""What the training loop minimises: one model's loss terms on one batch, by name (SPEC §3, §9).
+
+A module around the model, so that a batch of models runs it as one vmapped call (`models.stacked`): the
+per-model settings (coefficients, k_floor_threshold) come in as arguments, everything shared is held here."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from . import losses as L
+
+# The regularisers in the order the history lists them, each with the coefficient that weighs it.
+COEFFICIENTS = {"MLP_sub_diff": "coeff_MLP_sub_diff", "MLP_sub_norm": "coeff_MLP_sub_norm",
+                "MLP_node_L1": "coeff_MLP_node_L1", "k_floor": "coeff_k_floor", "k_range": "coeff_k_range",
+                "S_L1": "coeff_S_L1", "S_integer": "coeff_S_integer", "mass_conservation": "coeff_mass_conservation"}
+PER_MODEL_SETTINGS = (*COEFFICIENTS.values(), "k_floor_threshold")
+
+
+class Objective(nn.Module):
+    """`forward(c, target, settings)` -> {"prediction": ..., regulariser: coefficient * penalty, "k_prior": ...}.
+
+    mode `derivative`: c (B, n) frames, target their exact dc/dt; `recurrent`: target the frames `time_step`
+    later; `window`: c (B, n) observed window starts, target (H, B, n) the observations the loss matches."""
+
+    def __init__(self, model: nn.Module, mode: str, terms: list[str], queries: torch.Tensor | None, *,
+                 delta_t: float = 0.0, time_step: int = 1, substeps: int = 1, dt: float = 0.0, interval: float = 0.0,
+                 window: int = 0, offsets: torch.Tensor | None = None, err_scale: torch.Tensor | None = None,
+                 log_k_range: tuple[float, float] = (0.0, 0.0), n_reactions: int = 0,
+                 step: Callable | None = None):
+        super().__init__()
+        self.model, self.mode, self.terms = model, mode, list(terms)
+        # the call that advances the model (a torch.compile'd wrapper sharing its parameters, or the model):
+        # kept out of the module's registry so the parameters are listed once, under model.*
+        self.__dict__["step"] = step or model
+        self.register_buffer("queries", queries)
+        self.register_buffer("offsets", offsets)
+        self.register_buffer("err_scale", err_scale)
+        self.delta_t, self.time_step, self.substeps, self.dt = delta_t, time_step, substeps, dt
+        self.interval, self.window = interval, window
+        self.log_k_range, self.n_reactions = log_k_range, n_reactions
+
+    def forward(self, c: torch.Tensor, target: torch.Tensor, settings: dict) -> dict[str, torch.Tensor]:
+        model = self.model
+        if self.mode == "window":  # rollouts from observed states, matched at the observations of the window
+            states, out = L.roll_windows(self.step, c, self.window, self.substeps, self.dt, self.queries)
+            err = self.err_scale
+            pred = L.window_loss(states[self.offsets - 1] * err, target * err, self.interval)
+        elif self.mode == "recurrent":  # roll forward; the regularisers see the last step's outputs
+            for _ in range(self.time_step):
+                out = self.step(c, self.queries)
+                c = c + self.delta_t * out.dcdt
+            span = self.delta_t * self.time_step
+            pred = L.prediction_loss(c / span, target / span)
+        else:
+            out = self.step(c, self.queries)
+            pred = L.prediction_loss(out.dcdt, target)
+        terms = {"prediction": pred}
+        penalties: dict[str, Callable[[], torch.Tensor]] = {
+            "MLP_sub_diff": lambda: L.sub_diff_penalty(out.sub_queries),
+            "MLP_sub_norm": lambda: L.sub_norm_penalty(out.sub_queries),
+            "MLP_node_L1": lambda: L.node_l1_penalty(out.node),
+            "k_floor": lambda: L.k_floor_penalty(model.log_k, settings["k_floor_threshold"]),
+            "k_range": lambda: L.k_range_penalty(model.log_k, *self.log_k_range),
+            "S_L1": lambda: L.s_l1_penalty(model.coefficients()),
+            "S_integer": lambda: L.s_integer_penalty(model.coefficients()),
+            "mass_conservation": lambda: L.mass_conservation_penalty(model.coefficients(), model.sto_rxn,
+                                                                     self.n_reactions),
+        }
+        for name in self.terms:
+            terms[name] = settings[COEFFICIENTS[name]] * penalties[name]()
+        prior = model.prior_penalty()  # the model's own prior on the k the data leave free
+        if prior is not None:
+            terms["k_prior"] = prior
+        return terms
+
+
+def active_terms(settings: list[dict], learned_S: bool) -> list[str]:
+    """The regularisers any of the models weighs (> 0); the S terms only where S is learned."""
+    s_terms = ("S_L1", "S_integer", "mass_conservation")
+    return [name for name, key in COEFFICIENTS.items()
+            if any(float(s.get(key) or 0.0) > 0 for s in settings) and (learned_S or name not in s_terms)]
