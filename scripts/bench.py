@@ -49,13 +49,48 @@ def bench_training(iterations: int, threads: int, compile_: bool) -> float:
     return m["iterations_per_second"], m["iterations"]
 
 
+def bench_batched(n_models: int, differ: str, aug: float, threads: int) -> tuple[float, float]:
+    """Wall seconds of one model, then of n_models trained as one batch (the default model on rank_50):
+    `seeds` (seeds 1..n) or `configs` (seed 1, learning rates and coefficients differ)."""
+    import tempfile
+
+    from hydra import compose, initialize_config_dir
+
+    from oscsim import train as T
+
+    base = [f"threads={threads}", "progress=false", "plots=false", "tensorboard=false", "compile=false",
+            f"data_augmentation_loop={aug}"]
+    variants = {"seeds": [[f"seed={s}"] for s in range(1, n_models + 1)],
+                "configs": [["seed=1", f"lr_k={0.005 * (1 + i)}", f"lr_node={0.001 * (1 + i % 2)}",
+                             f"coeff_MLP_sub_diff={5.0 * (i % 3)}"] for i in range(n_models)]}[differ]
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfgs = [compose("config", overrides=base + v) for v in variants]
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.perf_counter()
+        T.train(cfgs[0], Path(d) / "one")
+        one = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        T.train_many(cfgs, [Path(d) / str(i) for i in range(n_models)])
+        many = time.perf_counter() - t0
+    return one, many
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--regime", default="oscillatory_rank_50")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--iterations", type=int, default=3000)
+    ap.add_argument("--batched", action="store_true", help="only the batched-trials figures (5 seeds, 4 configurations, "
+                                                          "7,200 iterations each)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.batched:
+        for n, differ in ((5, "seeds"), (4, "configs")):
+            one, many = bench_batched(n, differ, 100, args.threads)
+            print(f"batched: {n} {differ} (default model, rank_50, 7,200 iterations each, threads={args.threads}): "
+                  f"{many:.1f} s vs {one:.1f} s for one = {many / one:.2f}x the wall time ({n * one / many:.2f}x the "
+                  f"throughput of separate runs)")
+        return
     bench_simulator(args.regime)
     for threads in (1, 2):
         for compile_ in (False, True):

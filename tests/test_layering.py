@@ -13,14 +13,15 @@ def loaded_after(module: str) -> set[str]:
 
 @pytest.mark.parametrize("module", ["oscsim.network", "oscsim.dynamics", "oscsim.metrics", "oscsim.oracle",
                                     "oscsim.losses", "oscsim.models", "oscsim.dataset",
-                                    "oscsim.observation", "oscsim.datafile"])
+                                    "oscsim.observation", "oscsim.datafile", "oscsim.objective",
+                                    "oscsim.models.stacked"])
 def test_science_modules_do_not_import_hydra_or_optuna(module):
     loaded = loaded_after(module)
     assert "hydra" not in loaded and "optuna" not in loaded and "omegaconf" not in loaded
 
 
 @pytest.mark.parametrize("module", ["oscsim.sweep.ucb_sampler", "oscsim.sweep.planner", "oscsim.sweep.experiment_log",
-                                    "oscsim.sweep.runner"])
+                                    "oscsim.sweep.runner", "oscsim.batch"])
 def test_sweep_modules_do_not_import_torch(module):
     assert "torch" not in loaded_after(module)
 

@@ -91,7 +91,7 @@ def test_failed_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
 
 def test_bad_sweep_settings_stop_before_any_trial(tmp_path):
     for args, needle in (
-        (["hydra.sweeper.sampler=cmaes"], "error: hydra.sweeper.sampler=cmaes: must be one of ucb_tree, tpe, random, grid"),
+        (["hydra.sweeper.sampler=cmaes"], "error: hydra.sweeper.sampler=cmaes: must be one of ucb_tree, tpe, gp, random, grid"),
         (["hydra.sweeper.storage=postgresql://u:pw@127.0.0.1:9/x"], "error: hydra.sweeper.storage=postgresql://u:***@127.0.0.1:9/x: cannot open"),
     ):
         r = sweep(tmp_path, "sweep=ucb", *args, check=False)

@@ -15,7 +15,7 @@ from .resilient import RetryingStorage
 from .settings import objective_sign
 from .ucb_sampler import UCBTreeSampler
 
-SAMPLERS = ("ucb_tree", "tpe", "random", "grid")
+SAMPLERS = ("ucb_tree", "tpe", "gp", "random", "grid")
 OBJECTIVE_BOUNDS = {"rate_constants_R2": (-1.0, 1.0), "test_R2": (-1.0, 1.0)}  # one exploded rollout can't swamp
 
 
@@ -81,6 +81,8 @@ def make_sampler(kind: str, space: dict[str, BaseDistribution], base: dict[str, 
                               seed=seed, first_batch_params=first)
     if kind == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(4, n_parallel), constant_liar=True)
+    if kind == "gp":  # Optuna's Gaussian-process sampler (it brings torch into the sweeper process)
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=max(4, n_parallel))
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if kind == "grid":
