@@ -1,103 +1,219 @@
-"""`make bench-samplers`: does the UCB tree earn its keep? UCB tree, TPE and random search, 3 sampler seeds each,
-the same number of trials on a reduced budget (the lab's faithful model on rank_50, short trials); prints the
-best rate_constants_R2 reached after 8, 16 and 24 trials. Resumable: studies live in
-multirun/bench_samplers/<sampler>_seed<n>.db and a rerun continues them."""
+"""`make bench-samplers`: do the samplers earn their keep on the real search?
+
+Problem `lab` is the lab's own search (SPEC §10): the faithful model (MLP_node all_zero, the seed era) on
+rank_50 with the lab's regularisers, the lab's knobs as the search space and the seed's Batch 1 baseline as the
+root; every trial has the lab's length (data_augmentation_loop 1000, 72,000 iterations) scaled by
+`--fraction` (a reduced trial ranks configurations like a full one only as far as `scripts/bench_fidelity.py`
+shows). Each sampler (ucb_tree, tpe, gp, random) runs `--seeds` studies of `--trials` trials in batches of 4;
+a batch is trained as one vectorised model (batched trials). Prints and writes, under
+multirun/bench_samplers/<problem>_f<fraction>/: the best rate_constants_R2 after 8/16/24 trials (mean ± std over
+sampler seeds), the trials each study needed to reach the milestones 0.5 and 0.69 (the lab: 14 and 21, full
+length), results.json and a figure of best-so-far curves. `--full-reruns` reruns each study's best-so-far
+configurations at full length (cached) and reports the milestones on those. Resumable: studies live in SQLite
+files there, and a rerun continues them.
+"""
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-SPACE = {  # the lab's knobs at a fixed training budget per trial
+LAB_SPACE = {  # the lab's knobs (SPEC §5, §10) at the lab's fixed training length
     "lr_k": "tag(log, interval(1e-4, 1e-2))",
     "lr_node": "tag(log, interval(1e-4, 1e-2))",
     "lr_sub": "tag(log, interval(1e-4, 1e-2))",
-    "batch_size": "choice(4, 8, 16)",
     "coeff_MLP_sub_diff": "choice(0, 1, 5, 10, 50)",
     "coeff_MLP_node_L1": "choice(0.0, 0.1, 1.0, 10.0)",
     "coeff_MLP_sub_norm": "choice(0.0, 0.1, 1.0, 10.0)",
     "coeff_k_floor": "choice(0.0, 0.1, 1.0, 10.0)",
     "k_floor_threshold": "choice(-3.0, -2.5, -2.0)",
-    "hidden_dim_sub": "choice(32, 64, 128)",
+    "seed": "choice(42, 1, 2, 3)",
 }
-SAMPLERS = ("ucb_tree", "tpe", "random")
+
+
+@dataclass
+class Problem:
+    overrides: list[str]
+    space: dict[str, str]
+    aug: float  # the full-length data_augmentation_loop
+    first_batch: list[str] = field(default_factory=lambda: ["lr_k", "lr_node", "lr_sub"])
+
+
+PROBLEMS = {
+    "lab": Problem(["model=faithful", "loss=default", "seed=42"], LAB_SPACE, 1000),
+    "tiny": Problem(["simulation=tiny", "model=faithful", "loss=default", "seed=42"], LAB_SPACE, 10),  # a smoke run
+}
+SAMPLERS = ("ucb_tree", "tpe", "gp", "random")
 CHECKPOINTS = (8, 16, 24)
+MILESTONES = (0.5, 0.69)
 ROOT = Path("multirun/bench_samplers")
+FAST = ["threads=1", "progress=false", "plots=false", "tensorboard=false", "compile=false", "rollout_frames=200"]
 
 
-def one_study(sampler: str, seed: int, n_trials: int, aug: float, fixed: list[str]) -> list[float | None]:
-    """Run (or resume) one study in this process; returns rate_constants_R2 per trial in order."""
+def compose_all(overrides: list[list[str]]):
     from hydra import compose, initialize_config_dir
 
-    from oscsim.config import CONF_DIR, simulation_params
-    from oscsim.sweep.runner import Outcome, SweepRunner, SweepSettings
-    from oscsim.train import train
+    from oscsim.config import CONF_DIR
 
-    base_overrides = ["model=faithful", "loss=default", f"data_augmentation_loop={aug}", "threads=1", "progress=false",
-                      "plots=false", "tensorboard=false", "compile=false", "rollout_frames=200", *fixed]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        base_cfg = compose("config", overrides=base_overrides)
-
-        def launch(jobs: list[list[str]], numbers: list[int]):
-            outs = []
-            for job in jobs:
-                cfg = compose("config", overrides=job)
-                try:
-                    with tempfile.TemporaryDirectory() as d:
-                        outs.append(Outcome(train(cfg, Path(d))))
-                except Exception as e:  # a crashed configuration is a failed trial
-                    outs.append(Outcome(None, f"{type(e).__name__}: {e}"))
-            return outs
-
-        settings = SweepSettings(sampler=sampler, study_name=f"{sampler}_seed{seed}",
-                                 storage=f"sqlite:///{ROOT.resolve()}/{sampler}_seed{seed}.db", n_trials=n_trials, n_parallel=4,
-                                 seed=seed, objectives=["rate_constants_R2"], directions=["maximize"], params=SPACE,
-                                 first_batch_params=["lr_k", "lr_node", "lr_sub"], heartbeat_interval=None)
-        base = {k: base_cfg[k] for k in base_cfg if not hasattr(base_cfg[k], "keys")}
-        runner = SweepRunner(settings, base, base_overrides, ROOT / settings.study_name, "simulation_oscillatory_rank_50",
-                             simulation_params(base_cfg).digest())
-        study = runner.run(launch)
-    trials = sorted(study.trials, key=lambda t: t.number)
-    return [t.values[0] if t.values else None for t in trials]
+        return [compose("config", overrides=o) for o in overrides]
 
 
-def best_after(values: list[float | None], n: int) -> float:
-    seen = [v for v in values[:n] if v is not None]
-    return max(seen) if seen else float("nan")
+def one_study(problem: str, sampler: str, seed: int, n_trials: int, fraction: float, out: Path) -> list[dict]:
+    """Run (or resume) one study in this process; returns its trials in order: params and R^2 (None: failed)."""
+    from oscsim.config import simulation_params
+    from oscsim.sweep.runner import Outcome, SweepRunner, SweepSettings
+    from oscsim.train import train_batch
+
+    pb = PROBLEMS[problem]
+    base_overrides = [*pb.overrides, *FAST, f"data_augmentation_loop={pb.aug * fraction:g}"]
+    (base_cfg,) = compose_all([base_overrides])
+
+    def launch(jobs: list[list[str]], numbers: list[int]) -> list[Outcome]:
+        cfgs = compose_all([[o for o in job if not o.startswith("sweep_trial.")] for job in jobs])
+        with tempfile.TemporaryDirectory() as d:
+            try:
+                results = train_batch([(c, Path(d) / str(n), None) for c, n in zip(cfgs, numbers)])
+            except Exception as e:  # the batch crashed: every trial of it failed
+                return [Outcome(None, f"{type(e).__name__}: {e}")] * len(jobs)
+        return [Outcome(m) for m in results]
+
+    name = f"{sampler}_seed{seed}"
+    settings = SweepSettings(sampler=sampler, study_name=name, storage=f"sqlite:///{out.resolve()}/{name}.db",
+                             n_trials=n_trials, n_parallel=4, seed=seed, objectives=["rate_constants_R2"],
+                             directions=["maximize"], params=pb.space, first_batch_params=pb.first_batch,
+                             heartbeat_interval=None)
+    base = {k: base_cfg[k] for k in base_cfg if not hasattr(base_cfg[k], "keys")}
+    runner = SweepRunner(settings, base, base_overrides, out / name, f"bench_{problem}", simulation_params(base_cfg).digest())
+    study = runner.run(launch)
+    return [{"params": t.params, "R2": t.values[0] if t.values else None}
+            for t in sorted(study.trials, key=lambda t: t.number)]
+
+
+def best_so_far(values: list[float | None]) -> list[float]:
+    best, out = float("-inf"), []
+    for v in values:
+        best = max(best, v if v is not None and np.isfinite(v) else float("-inf"))
+        out.append(best)
+    return out
+
+
+def trials_to(curve: list[float], level: float) -> int | None:
+    return next((i + 1 for i, v in enumerate(curve) if v >= level), None)
+
+
+def full_length_r2(problem: str, params_list: list[dict], cache: Path) -> list[float]:
+    """rate_constants_R2 of each configuration at the lab's full length (cached by configuration)."""
+    from oscsim.train import train_batch
+
+    pb = PROBLEMS[problem]
+    known = json.loads(cache.read_text()) if cache.exists() else {}
+    keys = [hashlib.sha1(json.dumps(p, sort_keys=True).encode()).hexdigest()[:16] for p in params_list]
+    todo = [(k, p) for k, p in dict(zip(keys, params_list)).items() if k not in known]
+    for i in range(0, len(todo), 4):  # four at a time, as one vectorised model
+        chunk = todo[i:i + 4]
+        cfgs = compose_all([[*pb.overrides, *FAST, f"data_augmentation_loop={pb.aug:g}",
+                             *(f"{k}={v}" for k, v in p.items())] for _, p in chunk])
+        with tempfile.TemporaryDirectory() as d:
+            results = train_batch([(c, Path(d) / str(j), None) for j, c in enumerate(cfgs)])
+        for (k, _), m in zip(chunk, results):
+            known[k] = m.get("rate_constants_R2")
+        cache.write_text(json.dumps(known, indent=1))
+    return [known[k] for k in keys]
+
+
+def figure(curves: dict[str, list[list[float]]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for sampler, runs in curves.items():
+        a = np.array(runs, dtype=float)
+        a[~np.isfinite(a)] = np.nan
+        x = np.arange(1, a.shape[1] + 1)
+        mean, std = np.nanmean(a, 0), np.nanstd(a, 0)
+        ax.plot(x, mean, label=f"{sampler} (n={len(runs)})")
+        ax.fill_between(x, mean - std, mean + std, alpha=0.15)
+    for level in MILESTONES:
+        ax.axhline(level, color="grey", lw=0.6, ls="--")
+    ax.set_xlabel("trials")
+    ax.set_ylabel("best rate_constants_R2 so far")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--problem", choices=sorted(PROBLEMS), default="lab")
+    ap.add_argument("--samplers", nargs="+", default=list(SAMPLERS))
+    ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--trials", type=int, default=24)
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--aug", type=float, default=30, help="data_augmentation_loop per trial (30: 2,160 iterations)")
-    ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=ROOT / "results.json")
+    ap.add_argument("--fraction", type=float, default=0.1, help="trial length as a fraction of the lab's")
+    ap.add_argument("--jobs", type=int, default=1, help="studies run at once (one process each)")
+    ap.add_argument("--full-reruns", action="store_true", help="rerun best-so-far configurations at full length")
     args = ap.parse_args()
-    ROOT.mkdir(parents=True, exist_ok=True)
-    tasks = [(s, seed) for s in SAMPLERS for seed in range(args.seeds)]
+    out = ROOT / f"{args.problem}_f{args.fraction:g}"
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = [(s, seed) for seed in range(args.seeds) for s in args.samplers]  # seed-major: partial runs compare
     with ProcessPoolExecutor(args.jobs) as pool:
-        futures = {t: pool.submit(one_study, t[0], t[1], args.trials, args.aug, []) for t in tasks}
+        futures = {t: pool.submit(one_study, args.problem, t[0], t[1], args.trials, args.fraction, out) for t in tasks}
         results = {f"{s}/{seed}": f.result() for (s, seed), f in futures.items()}
-    args.out.write_text(json.dumps(results, indent=2))
-    lines = [f"Best rate_constants_R2 after n trials (mean ± std over {args.seeds} sampler seeds; faithful model, "
-             f"rank_50, data_augmentation_loop={args.aug:g} per trial)", "",
-             "| sampler | " + " | ".join(f"after {n}" for n in CHECKPOINTS) + " | per seed after 24 |",
-             "|---|" + "---|" * (len(CHECKPOINTS) + 1)]
-    for s in SAMPLERS:
-        cells = []
-        for n in CHECKPOINTS:
-            b = [best_after(results[f"{s}/{seed}"], n) for seed in range(args.seeds)]
-            cells.append(f"{np.mean(b):.3f} ± {np.std(b):.3f}")
-        last = ", ".join(f"{best_after(results[f'{s}/{seed}'], CHECKPOINTS[-1]):.3f}" for seed in range(args.seeds))
-        lines.append(f"| {s} | " + " | ".join(cells) + f" | {last} |")
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+
+    curves = {s: [best_so_far([t["R2"] for t in results[f"{s}/{seed}"]]) for seed in range(args.seeds)]
+              for s in args.samplers}
+    what = (f"{args.problem}: best rate_constants_R2 after n trials, mean ± std over {args.seeds} sampler seeds, "
+            f"trials at {args.fraction:g} of the lab's length")
+    checkpoints = [n for n in CHECKPOINTS if n <= args.trials]
+    lines = [what, "", "| sampler | " + " | ".join(f"after {n}" for n in checkpoints) + " | "
+             + " | ".join(f"trials to {m}" for m in MILESTONES) + " |", "|---|" + "---|" * (len(checkpoints) + len(MILESTONES))]
+    for s, runs in curves.items():
+        cells = [f"{np.mean([r[n - 1] for r in runs]):.3f} ± {np.std([r[n - 1] for r in runs]):.3f}" for n in checkpoints]
+        for m in MILESTONES:
+            hits = [trials_to(r, m) for r in runs]
+            med = np.median([h if h is not None else np.inf for h in hits])
+            cells.append(f"median {med:g} ({', '.join('-' if h is None else str(h) for h in hits)})")
+        lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    if args.full_reruns:
+        lines += ["", "Milestones on full-length R² of each study's best-so-far configuration:", "",
+                  "| sampler | " + " | ".join(f"trials to {m}" for m in MILESTONES) + " | best at the end, full length |",
+                  "|---|" + "---|" * (len(MILESTONES) + 1)]
+        for s in args.samplers:
+            hits = {m: [] for m in MILESTONES}
+            finals = []
+            for seed in range(args.seeds):
+                trials = results[f"{s}/{seed}"]
+                best_idx, best, idx = [], float("-inf"), None
+                for i, t in enumerate(trials):
+                    if t["R2"] is not None and np.isfinite(t["R2"]) and t["R2"] > best:
+                        best, idx = t["R2"], i
+                    best_idx.append(idx)
+                chosen = sorted({i for i in best_idx if i is not None})
+                full = dict(zip(chosen, full_length_r2(args.problem, [trials[i]["params"] for i in chosen],
+                                                       out / "full_length.json")))
+                curve = [full[i] if i is not None else float("-inf") for i in best_idx]
+                for m in MILESTONES:
+                    hits[m].append(trials_to(curve, m))
+                finals.append(curve[-1])
+            cells = [f"median {np.median([h if h is not None else np.inf for h in hits[m]]):g} "
+                     f"({', '.join('-' if h is None else str(h) for h in hits[m])})" for m in MILESTONES]
+            lines.append(f"| {s} | " + " | ".join(cells) + f" | {np.mean(finals):.3f} ± {np.std(finals):.3f} |")
     table = "\n".join(lines)
     print(table)
-    (ROOT / "table.md").write_text(table + "\n")
+    (out / "table.md").write_text(table + "\n")
+    figure(curves, out / "best_so_far.png", what)
+    print(f"figure: {out / 'best_so_far.png'}")
 
 
 if __name__ == "__main__":
