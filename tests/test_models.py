@@ -61,12 +61,28 @@ def test_node_initialisations():
     lab = ReactionModel(net, node_init="last_layer")
     linears = [m for m in lab.node_mlp if isinstance(m, torch.nn.Linear)]
     assert float(linears[-1].weight.abs().sum()) == 0 and float(linears[0].weight.abs().sum()) > 0
-    # with last_layer, the last layer's weight gets a gradient; with all_zero only the output bias does
+    # with last_layer, the last layer's weight gets a gradient; with all_zero only the output bias does, and the
+    # model computes MLP_node as that bias: the same values and gradients as the full zero network gives
     for model, expect_w in ((lab, True), (dead, False)):
         model.homeostasis(torch.rand(2, net.n_metabolites) + 1).sum().backward()
         last = [m for m in model.node_mlp if isinstance(m, torch.nn.Linear)][-1]
-        assert (float(last.weight.grad.abs().sum()) > 0) == expect_w
+        assert (last.weight.grad is not None and float(last.weight.grad.abs().sum()) > 0) == expect_w
         assert float(last.bias.grad.abs().sum()) > 0
+    full = ReactionModel(net, node_init="all_zero")
+    full.load_state_dict(dead.state_dict())
+    full.node_dead = False  # the whole zero network, as the lab computes it
+    with torch.no_grad():
+        for m in (dead, full):
+            m.node_mlp[-1].bias.fill_(0.3)
+    c = torch.rand(3, net.n_metabolites)
+    for m in (dead, full):
+        m.zero_grad()
+        (m.homeostasis(c) * c).sum().backward()
+    assert torch.equal(dead.homeostasis(c), full.homeostasis(c))
+    assert torch.allclose(dead.node_mlp[-1].bias.grad, full.node_mlp[-1].bias.grad)
+    assert all(p.grad is None or float(p.grad.abs().sum()) == 0 for n, p in full.named_parameters()
+               if n.startswith("node_mlp") and not n.endswith(f"{len(full.node_mlp) - 1}.bias"))
+    assert float(full.embedding.grad.abs().sum()) == 0
 
 
 def test_model_shapes_and_init_ranges():

@@ -122,3 +122,13 @@ def test_basic_sweeper_multirun(tmp_path):
     assert len(runs) == 2
     lrs = sorted(float(re.search(r"^lr_k: (.*)$", (p.parent / "config.yaml").read_text(), re.M).group(1)) for p in runs)
     assert lrs == [0.002, 0.005]
+
+
+def test_compiled_training_matches_eager(tmp_path, cfg_for):
+    # torch.compile fuses kernels (rounding moves a little); the trained model must be the same one
+    args = ("data_augmentation_loop=10", "plots=false", "tensorboard=false", "rollout_frames=50")
+    eager = T.train(cfg_for(*args, "compile=false"), tmp_path / "eager")
+    compiled = T.train(cfg_for(*args, "compile=true"), tmp_path / "compiled")
+    assert compiled["iterations"] == eager["iterations"]
+    assert compiled["rate_constants_R2"] == pytest.approx(eager["rate_constants_R2"], abs=1e-3)
+    assert compiled["final_loss"] == pytest.approx(eager["final_loss"], rel=1e-3)

@@ -33,7 +33,7 @@ class Objective(nn.Module):
         self.model, self.mode, self.terms = model, mode, list(terms)
         # the call that advances the model (a torch.compile'd wrapper sharing its parameters, or the model):
         # kept out of the module's registry so the parameters are listed once, under model.*
-        self.__dict__["step"] = step or model
+        self.__dict__["step"] = step if step is not None else model
         self.register_buffer("queries", queries)
         self.register_buffer("offsets", offsets)
         self.register_buffer("err_scale", err_scale)

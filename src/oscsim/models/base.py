@@ -43,8 +43,12 @@ class RateModel(nn.Module):
         s = torch.as_tensor(s, dtype=c.dtype, device=c.device).expand_as(c)
         return self.sub(torch.stack([c, s], dim=-1)).squeeze(-1)
 
+    node_dead: bool = False  # MLP_node's weights are all zero and stay zero (see ReactionModel's node_init)
+
     def homeostasis(self, c: torch.Tensor) -> torch.Tensor:
         """MLP_node(c_i, a_i) for c of shape (..., n_met)."""
+        if self.node_dead:  # every hidden activation is tanh(0) = 0: the output is the last layer's bias, exactly
+            return self.node_mlp[-1].bias.expand(c.shape)
         a = self.embedding.expand(*c.shape, self.embedding.shape[-1])
         return self.node_mlp(torch.cat([c.unsqueeze(-1), a], dim=-1)).squeeze(-1)
 
