@@ -64,11 +64,20 @@ class RateModel(nn.Module):
         ]
 
 
+class Tanh(nn.Module):
+    """tanh(x) = 2 sigmoid(2x) - 1, within 2e-7 of torch.tanh in float32: torch's CPU tanh kernel costs about six
+    sigmoids here (165 µs per 64k values, sigmoid 27 µs); 7 % faster training steps on the Batch 1 baseline
+    (522-527 -> 556-564 it/s, same R^2). Plain ops, so vmap (batched trials) and torch.compile see through it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(x * 2) * 2 - 1
+
+
 def mlp(sizes: list[int]) -> nn.Sequential:
     """Linear layers with tanh between them and no final activation (the lab's `mlp`)."""
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
-            layers.append(nn.Tanh())
+            layers.append(Tanh())
     return nn.Sequential(*layers)
