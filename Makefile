@@ -13,7 +13,7 @@ STUDY ?= demo_$(SIM)
 LAB_ARGS = model=faithful loss=default seed=42 batch_size=8 n_epochs=1 coeff_k_floor=0.0 \
   data_augmentation_loop=$(AUG) threads=1 progress=false hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS)
 
-.PHONY: install test demo bench simulate oracle clean faithfulness batch1 batch2 sweep sweep-tpe dashboard tensorboard notebook bench-samplers science ablation observed ranking
+.PHONY: install test demo bench simulate oracle clean faithfulness batch1 batch2 sweep sweep-tpe dashboard tensorboard notebook bench-samplers bench-fidelity science ablation observed ranking
 
 install: $(STAMP)
 
@@ -45,6 +45,7 @@ oracle: $(STAMP)
 
 bench: $(STAMP)
 	$(PYTHON) scripts/bench.py
+	$(PYTHON) scripts/bench.py --batched
 
 clean:
 	rm -rf $(VENV) multirun/* outputs data
@@ -88,6 +89,9 @@ notebook: $(STAMP)
 # UCB tree vs TPE vs random: 3 sampler seeds x 24 short trials each (about 20-30 min on 2 cores).
 bench-samplers: $(STAMP)
 	$(PYTHON) scripts/bench_samplers.py --jobs $(JOBS)
+
+bench-fidelity: $(STAMP)
+	$(PYTHON) scripts/bench_fidelity.py
 
 # Every plan of scripts/science.py: the default on rank_50 (5 seeds), network seeds 1-3 (2 seeds each) and
 # oscillatory_mixed (3), each against its ceiling; the ablation (faithful -> each model entry -> default, 3 seeds);
