@@ -108,7 +108,7 @@ def test_seed_iter1_config_line_verbatim(tmp_path, cfg_for):
 
 def test_bad_override_rejected_with_key(tmp_path):
     for arg, needle in (("lr_k=-1", "lr_k=-1: must be > 0"), ("n_layers_node=1", "n_layers_node=1: must be an integer >= 2"),
-                        ("lr_kk=1", "lr_kk: unknown key")):
+                        ("lr_kk=1", "lr_kk: unknown key"), ("batched=yes", "batched=yes: must be true or false")):
         r = subprocess.run([sys.executable, "-m", "oscsim.train", arg], capture_output=True, text=True, cwd=tmp_path)
         assert r.returncode == 2 and r.stderr.strip() == f"error: {needle}" + (" (to list the keys: --cfg job)" if "unknown" in needle else "")
 

@@ -65,6 +65,7 @@ TRAINING_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "start_smoothing": (lambda v: isinstance(v, int) and 0 <= v <= 100, "an integer in [0, 100]"),
     "heldout_fraction": (lambda v: 0 <= v <= 0.5, "in [0, 0.5]"),
     "heldout_window": (lambda v: isinstance(v, int) and 1 <= v <= 1000, "an integer in [1, 1000]"),
+    "batched": (lambda v: isinstance(v, bool), "true or false"),
     "seeds": (lambda v: v is None or (len(v) >= 1 and all(isinstance(x, int) and x >= 0 for x in v)),
               "null or a non-empty list of integers >= 0"),
 }
