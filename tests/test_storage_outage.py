@@ -51,10 +51,13 @@ def test_retry_waits_out_transient_errors_only(caplog):
         resilient.retry(down, "tell", attempts=3, sleep=lambda s: None)
 
 
-def wait_for_running(storage: str, name: str, n: int, timeout: float = 300) -> None:
+def wait_for_running(storage: str, name: str, n: int, timeout: float = 300, worker=None) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         time.sleep(0.5)
+        if worker is not None and worker.poll() is not None:  # it finished (or died) before we looked
+            raise AssertionError(f"the worker exited ({worker.returncode}) before {n} trials were seen running: "
+                                 + worker.communicate()[0][-2000:])
         try:
             trials = optuna.load_study(study_name=name, storage=storage).trials
         except Exception:  # no database or study yet
@@ -78,9 +81,11 @@ def test_sqlite_locked_by_another_process_mid_sweep(tmp_path):
     name = "locked"
     args = [f"hydra.sweeper.storage=sqlite:///{db}", f"hydra.sweeper.study_name={name}", "hydra.sweeper.n_trials=4",
             "hydra.sweeper.n_parallel=2", "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=60"]
-    worker = subprocess.Popen(command(tmp_path, *args, aug=60), cwd=tmp_path, stdout=subprocess.PIPE,
+    # trials of ~5 s, so the lock below lands mid-sweep even on a loaded machine (at aug=60 a busy CI
+    # machine once saw the sweep end between two looks)
+    worker = subprocess.Popen(command(tmp_path, *args, aug=300), cwd=tmp_path, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
-    wait_for_running(f"sqlite:///{db}", name, 1)
+    wait_for_running(f"sqlite:///{db}", name, 1, worker=worker)
     lock = sqlite3.connect(db, timeout=30)
     lock.execute("BEGIN EXCLUSIVE")  # no reader or writer gets in: every heartbeat meets "database is locked"
     time.sleep(12)
