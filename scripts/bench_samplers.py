@@ -102,7 +102,7 @@ def one_study(problem: str, sampler: str, seed: int, n_trials: int, fraction: fl
     settings = SweepSettings(sampler=sampler, study_name=name, storage=f"sqlite:///{out.resolve()}/{name}.db",
                              n_trials=n_trials, n_parallel=4, seed=seed, objectives=["rate_constants_R2"],
                              directions=["maximize"], params=pb.space, first_batch_params=pb.first_batch,
-                             heartbeat_interval=None)
+                             heartbeat_interval=60, grace_period=180)  # a killed run's trials are retried on resume
     base = {k: base_cfg[k] for k in base_cfg if not hasattr(base_cfg[k], "keys")}
     runner = SweepRunner(settings, base, base_overrides, out / name, f"bench_{problem}", simulation_params(base_cfg).digest())
     study = runner.run(launch)
