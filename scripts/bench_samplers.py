@@ -4,7 +4,7 @@ Problem `lab` is the lab's own search (SPEC §10): the faithful model (MLP_node 
 rank_50 with the lab's regularisers, the lab's knobs as the search space and the seed's Batch 1 baseline as the
 root; every trial has the lab's length (data_augmentation_loop 1000, 72,000 iterations), or that scaled by
 `--fraction` (shorter trials rank configurations poorly here: Spearman 0.30 at 0.1 and 0.48 at 0.2 of the
-length over 12 configurations, `make bench-fidelity`). Each sampler (ucb_tree, tpe, gp, random) runs `--seeds` studies of `--trials` trials in batches of 4;
+length over 12 configurations, `make bench-fidelity`). Each sampler (ucb_tree, ucb_tree+gp: the tree with its GP guide, tpe, gp, random) runs `--seeds` studies of `--trials` trials in batches of 4;
 a batch is trained as one vectorised model (batched trials). Prints and writes, under
 multirun/bench_samplers/<problem>_f<fraction>/: the best rate_constants_R2 after 8/16/24 trials (mean ± std over
 sampler seeds), the trials each study needed to reach the milestones 0.5 and 0.69 (the lab: 14 and 21, full
@@ -98,8 +98,9 @@ def one_study(problem: str, sampler: str, seed: int, n_trials: int, fraction: fl
                 return [Outcome(None, f"{type(e).__name__}: {e}")] * len(jobs)
         return [Outcome(m) for m in results]
 
-    name = f"{sampler}_seed{seed}"
-    settings = SweepSettings(sampler=sampler, study_name=name, storage=f"sqlite:///{out.resolve()}/{name}.db",
+    name = f"{sampler.replace('+', '_')}_seed{seed}"
+    kind, _, guide = sampler.partition("+")  # ucb_tree+gp: the UCB tree with its GP guide
+    settings = SweepSettings(sampler=kind, ucb_guide=guide or "none", study_name=name, storage=f"sqlite:///{out.resolve()}/{name}.db",
                              n_trials=n_trials, n_parallel=4, seed=seed, objectives=["rate_constants_R2"],
                              directions=["maximize"], params=pb.space, first_batch_params=pb.first_batch,
                              heartbeat_interval=60, grace_period=180)  # a killed run's trials are retried on resume
@@ -108,6 +109,20 @@ def one_study(problem: str, sampler: str, seed: int, n_trials: int, fraction: fl
     study = runner.run(launch)
     return [{"params": t.params, "R2": t.values[0] if t.values else None}
             for t in sorted(study.trials, key=lambda t: t.number)]
+
+
+def finished_study(out: Path, sampler: str, seed: int, n_trials: int) -> list[dict] | None:
+    """A study's trials in order, if it has finished n_trials (else None)."""
+    import optuna
+
+    name = f"{sampler.replace('+', '_')}_seed{seed}"
+    if not (out / f"{name}.db").exists():
+        return None
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{out.resolve()}/{name}.db")
+    done = [t for t in sorted(study.trials, key=lambda t: t.number) if t.state.is_finished()]
+    if len(done) < n_trials:
+        return None
+    return [{"params": t.params, "R2": t.values[0] if t.values else None} for t in done[:n_trials]]
 
 
 def best_so_far(values: list[float | None]) -> list[float]:
@@ -177,20 +192,26 @@ def main() -> None:
                     help="trial length as a fraction of the lab's (shorter trials rank poorly: make bench-fidelity)")
     ap.add_argument("--jobs", type=int, default=1, help="studies run at once (one process each)")
     ap.add_argument("--full-reruns", action="store_true", help="rerun best-so-far configurations at full length")
+    ap.add_argument("--report", action="store_true", help="only tabulate the studies that have finished")
     args = ap.parse_args()
     milestones = PROBLEMS[args.problem].milestones
     out = ROOT / f"{args.problem}_f{args.fraction:g}"
     out.mkdir(parents=True, exist_ok=True)
     tasks = [(s, seed) for seed in range(args.seeds) for s in args.samplers]  # seed-major: partial runs compare
-    with ProcessPoolExecutor(args.jobs) as pool:
-        futures = {t: pool.submit(one_study, args.problem, t[0], t[1], args.trials, args.fraction, out) for t in tasks}
-        results = {f"{s}/{seed}": f.result() for (s, seed), f in futures.items()}
+    if args.report:  # what has finished so far, without running anything
+        results = {f"{s}/{seed}": r for s, seed in tasks if (r := finished_study(out, s, seed, args.trials))}
+    else:
+        with ProcessPoolExecutor(args.jobs) as pool:
+            futures = {t: pool.submit(one_study, args.problem, t[0], t[1], args.trials, args.fraction, out) for t in tasks}
+            results = {f"{s}/{seed}": f.result() for (s, seed), f in futures.items()}
     (out / "results.json").write_text(json.dumps(results, indent=1))
 
-    curves = {s: [best_so_far([t["R2"] for t in results[f"{s}/{seed}"]]) for seed in range(args.seeds)]
-              for s in args.samplers}
-    what = (f"{args.problem}: best rate_constants_R2 after n trials, mean ± std over {args.seeds} sampler seeds, "
-            f"trials at {args.fraction:g} of the lab's length")
+    seeds = {s: [seed for seed in range(args.seeds) if f"{s}/{seed}" in results] for s in args.samplers}
+    curves = {s: [best_so_far([t["R2"] for t in results[f"{s}/{seed}"]]) for seed in seeds[s]]
+              for s in args.samplers if seeds[s]}
+    counts = sorted({len(v) for v in curves.values()})
+    what = (f"{args.problem}: best rate_constants_R2 after n trials, mean ± std over "
+            f"{'/'.join(map(str, counts))} sampler seeds, trials at {args.fraction:g} of the problem's length")
     checkpoints = [n for n in CHECKPOINTS if n <= args.trials]
     lines = [what, "", "| sampler | " + " | ".join(f"after {n}" for n in checkpoints) + " | "
              + " | ".join(f"trials to {m}" for m in milestones) + " |", "|---|" + "---|" * (len(checkpoints) + len(milestones))]
@@ -205,10 +226,10 @@ def main() -> None:
         lines += ["", "Milestones on full-length R² of each study's best-so-far configuration:", "",
                   "| sampler | " + " | ".join(f"trials to {m}" for m in milestones) + " | best at the end, full length |",
                   "|---|" + "---|" * (len(milestones) + 1)]
-        for s in args.samplers:
+        for s in curves:
             hits = {m: [] for m in milestones}
             finals = []
-            for seed in range(args.seeds):
+            for seed in seeds[s]:
                 trials = results[f"{s}/{seed}"]
                 best_idx, best, idx = [], float("-inf"), None
                 for i, t in enumerate(trials):

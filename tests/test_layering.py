@@ -21,7 +21,7 @@ def test_science_modules_do_not_import_hydra_or_optuna(module):
 
 
 @pytest.mark.parametrize("module", ["oscsim.sweep.ucb_sampler", "oscsim.sweep.planner", "oscsim.sweep.experiment_log",
-                                    "oscsim.sweep.runner", "oscsim.batch"])
+                                    "oscsim.sweep.runner", "oscsim.batch", "oscsim.sweep.surrogate"])
 def test_sweep_modules_do_not_import_torch(module):
     assert "torch" not in loaded_after(module)
 

@@ -343,3 +343,43 @@ def test_no_duplicate_config_in_a_small_space() -> None:
             study.tell(t, -abs(t.params["x"] - 4) - abs(t.params["y"] - 1))
     configs = [(t.params["x"], t.params["y"]) for t in study.trials]
     assert len(set(configs)) == 12, configs
+
+
+def test_surrogate_encodes_and_finds_the_peak() -> None:
+    import numpy as np
+
+    from oscsim.sweep.surrogate import GP, encode
+
+    space = {"lr": Flt(1e-4, 1e-2, log=True), "c": Cat([0, 1, 5, 10]), "flag": Cat([False, True])}
+    assert encode(space, {"lr": 1e-4, "c": 10, "flag": False}).tolist() == [0.0, 1.0, 0.0]
+    assert encode(space, {"lr": 1e-3, "c": 5, "flag": True}) == pytest.approx([0.5, 0.5, 1.0])
+    x = np.linspace(0, 1, 9)[:, None]
+    gp = GP(x, -(x[:, 0] - 0.62) ** 2)
+    grid = np.linspace(0, 1, 101)[:, None]
+    mu, sd = gp.predict(grid)
+    assert abs(grid[np.argmax(mu), 0] - 0.62) < 0.05
+    assert sd[50] < sd.max() and (sd >= 0).all()
+    mu_at, _ = gp.predict(x)
+    assert np.abs(mu_at - (-(x[:, 0] - 0.62) ** 2)).max() < 0.02  # it interpolates what it saw
+
+
+def test_gp_guide_keeps_the_tree_and_moves_one_param() -> None:
+    study = new_study(make_sampler(seed=3, guide="gp"))
+    run(study, 6)
+    trials = sorted(study.trials, key=lambda t: t.number)
+    by_iter = {t.number + 1: t.params for t in trials}
+    guided = 0
+    for t in trials[4:]:
+        parent = t.user_attrs["parent"]
+        if parent is not None:  # (a later block's first batch moves from that block's root)
+            assert len(diff(by_iter[parent], t.params)) == 1 and in_space(t.params)
+        guided += "[gp:" in t.user_attrs["strategy"]
+    assert guided >= 12  # the slots planned by the tree's roles are ordered by the GP
+    again = new_study(make_sampler(seed=3, guide="gp"))
+    run(again, 6)
+    assert [t.params for t in sorted(again.trials, key=lambda t: t.number)] == [t.params for t in trials]
+
+
+def test_unknown_guide_is_refused() -> None:
+    with pytest.raises(ValueError, match="guide=tpe: must be one of none, gp"):
+        make_sampler(guide="tpe")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 from .move_stats import move_stats, paying_moves, rank_paying, rank_ucb
 from .moves import all_moves, describe, step
 from .scores import Move, TreeNode, block_scores, by_score
+from .surrogate import encode, fit
 from .tree import block_of
 
 ROLE_CYCLE = ("exploit", "exploit", "explore", "probe")
@@ -76,6 +77,11 @@ class TreeSettings:
     n_parallel: int
     n_iter_block: int
     c: float
+    guide: str = "none"  # "gp": a Gaussian process of the finished trials orders each slot's moves (surrogate.py)
+
+
+GUIDES = ("none", "gp")
+BETA = {"exploit": 1.0, "explore": 2.0, "principle-test": 2.0, "boundary-probe": 2.0}  # mean + beta sd
 
 
 def plan_slot(
@@ -135,6 +141,9 @@ class _Batch:
         self.taken = {config_key(configs[n.iteration]) for n in block_nodes}  # configs in the block so far
         self.used: set[tuple[int | None, str]] = set()  # (parent, param) moved in this batch
         self.moved_params = {n.move[0] for n in block_nodes if n.move}  # params moved in this block
+        done = [n for n in nodes if n.reward is not None]
+        self.gp = (fit(settings.space, [configs[n.iteration] for n in done], [n.reward for n in done])
+                   if settings.guide == "gp" else None)
 
     def _block_root(self, earlier: list[TreeNode]) -> tuple[Config, str]:
         if self.block == 1:
@@ -246,6 +255,8 @@ class _Batch:
         """First candidate that changes something, is new in the block and does not repeat a
         (parent, param) of this batch; then relax the last two conditions in turn."""
         lists = [list(p) for p in passes]
+        if self.gp is not None:
+            lists = [self._guided(cands) for cands in lists]
         for strict in (2, 1, 0):
             for cands in lists:
                 for c in cands:
@@ -256,6 +267,22 @@ class _Batch:
                         continue
                     return plan
         return None
+
+    def _guided(self, cands: list[Candidate]) -> list[Candidate]:
+        """The candidates, each at every step length (conservative, normal, to the bound), best first by the
+        GP's mean + beta sd of the child: the tree still chose the parent and the role."""
+        wide = []
+        for c in cands:
+            for kind in dict.fromkeys((c.kind, "small", "step", "bound")):
+                wide.append(replace(c, kind=kind, strategy=lambda m, s=c.strategy, k=kind: f"{s(m)} [gp: {k}]"))
+        plans = [(c, self._make(c)) for c in wide]
+        plans = [(c, p) for c, p in plans if p is not None]
+        if not plans:
+            return cands
+        mu, sd = self.gp.predict(np.stack([encode(self.s.space, p.config) for _, p in plans]))
+        score = mu + np.array([BETA.get(c.role, 1.0) for c, _ in plans]) * sd
+        order = np.argsort(-score, kind="stable")
+        return [plans[i][0] for i in order]
 
     def _make(self, c: Candidate) -> Plan | None:
         p, d = c.move

@@ -140,7 +140,8 @@ class SweepRunner:
         base_params = {k: base.get(k) for k in self.space}
         sampler = make_sampler(settings.sampler, self.space, base_params, seed=settings.seed,
                                n_parallel=settings.n_parallel, n_iter_block=settings.n_iter_block,
-                               ucb_c=settings.ucb_c, first_batch_params=settings.first_batch_params)
+                               ucb_c=settings.ucb_c, first_batch_params=settings.first_batch_params,
+                               ucb_guide=settings.ucb_guide)
         self.study = open_study(settings.study_name, self.storage, list(settings.directions), sampler,
                                 make_pruner(settings.pruner), self.fingerprint)
 

@@ -20,6 +20,7 @@ class SweepSettings:
     n_parallel: int = 4  # trials per batch, launched together (the lab's slots)
     n_iter_block: int = 12
     ucb_c: float = 1.414
+    ucb_guide: str = "none"  # ucb_tree: none (the lab's move statistics) | gp (a GP of the trials orders the moves)
     seed: int = 0  # sampler seed
     objectives: list[str] = field(default_factory=lambda: ["rate_constants_R2", "test_R2"])
     directions: list[str] = field(default_factory=lambda: ["maximize", "maximize"])

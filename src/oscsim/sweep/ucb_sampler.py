@@ -27,7 +27,7 @@ from optuna.trial import FrozenTrial
 
 from .move_stats import MoveStats, move_stats
 from .moves import canon, contains, draw
-from .planner import Config, TreeSettings, plan_slot
+from .planner import GUIDES, Config, TreeSettings, plan_slot
 from .scores import PLAN_KEY, TreeNode, tree_nodes
 from .tree import batch_of, block_of, slot_of
 
@@ -46,6 +46,8 @@ class UCBTreeSampler(BaseSampler):
         seed: seeds every tie-break; None draws one (plans then reproduce only within this instance).
         first_batch_params: parameters of block 1's one-at-a-time spread (default: the first
             ``n_parallel - 1`` of the space).
+        guide: "none" (the lab's move statistics order a slot's moves) or "gp" (a Gaussian process of the
+            finished trials orders them, at several step lengths; ``surrogate``).
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class UCBTreeSampler(BaseSampler):
         objective_index: int = 0,
         seed: int | None = None,
         first_batch_params: list[str] | None = None,
+        guide: str = "none",
     ) -> None:
         if n_parallel < 1:
             raise ValueError("n_parallel must be >= 1")
@@ -67,6 +70,8 @@ class UCBTreeSampler(BaseSampler):
             raise ValueError("n_iter_block must be a positive multiple of n_parallel")
         if not search_space:
             raise ValueError("empty search space")
+        if guide not in GUIDES:
+            raise ValueError(f"guide={guide}: must be one of {', '.join(GUIDES)}")
         space = dict(search_space)
         if first_batch_params is None:
             first_batch_params = list(space)[: max(n_parallel - 1, 1)]
@@ -77,7 +82,7 @@ class UCBTreeSampler(BaseSampler):
         self._objective_index = objective_index
         self._seed = (int(np.random.SeedSequence().entropy) if seed is None else int(seed)) % 2**63
         root = {k: self._base_value(k, d) for k, d in space.items()}
-        self._tree = TreeSettings(space, root, list(first_batch_params), n_parallel, n_iter_block, float(ucb_c))
+        self._tree = TreeSettings(space, root, list(first_batch_params), n_parallel, n_iter_block, float(ucb_c), guide)
 
     @property
     def seed(self) -> int:
