@@ -1,6 +1,8 @@
 """`python -m oscsim.train [overrides]`: train one configuration on the cached dataset and score it.
 
-Read top to bottom: settings, data, model, optimiser, the loop, the scores, the files. The returned dict of
+Read top to bottom: settings, data, model, optimiser, the loop, the scores, the files. The same loop trains
+several configurations at once as one vectorised model (`train_many`, `batched=true`): every per-model value
+then has a leading model axis, and one configuration is the plain case. The returned dict of
 metrics is what a sweeper reads; this file knows nothing of sweeps (a sweep may pass `report`, a callback
 that receives (iteration, rate_constants_R2) and answers True to stop the trial).
 """
@@ -120,6 +122,8 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
     # torch.compile fuses the small MLPs' kernels (~1.3-2x here) but costs ~15-25 s up front: worth it
     # only for long trials (`compile: auto`); a batch of models runs vmapped, uncompiled.
     compiled = n_models == 1 and (cfg.compile is True or (cfg.compile == "auto" and n_total >= 20000))
+    if n_models > 1 and cfg.compile is True:
+        log.info("compile=true: a batch of models runs vmapped, not compiled")
     objectives = [Objective(m, terms=terms_on, queries=queries.to(device) if use_queries else None,
                             log_k_range=(p.log_k_min, p.log_k_max), n_reactions=ds.network.n_reactions,
                             step=torch.compile(m) if compiled else None, **objective_data) for m in models]
