@@ -193,9 +193,10 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1, help="studies run at once (one process each)")
     ap.add_argument("--full-reruns", action="store_true", help="rerun best-so-far configurations at full length")
     ap.add_argument("--report", action="store_true", help="only tabulate the studies that have finished")
+    ap.add_argument("--tag", default="", help="suffix of the output folder (a variant measured apart)")
     args = ap.parse_args()
     milestones = PROBLEMS[args.problem].milestones
-    out = ROOT / f"{args.problem}_f{args.fraction:g}"
+    out = ROOT / f"{args.problem}_f{args.fraction:g}{args.tag}"
     out.mkdir(parents=True, exist_ok=True)
     tasks = [(s, seed) for seed in range(args.seeds) for s in args.samplers]  # seed-major: partial runs compare
     if args.report:  # what has finished so far, without running anything

@@ -373,7 +373,7 @@ def test_gp_guide_keeps_the_tree_and_moves_one_param() -> None:
         parent = t.user_attrs["parent"]
         if parent is not None:  # (a later block's first batch moves from that block's root)
             assert len(diff(by_iter[parent], t.params)) == 1 and in_space(t.params)
-        guided += "[gp:" in t.user_attrs["strategy"]
+        guided += "[gp]" in t.user_attrs["strategy"]
     assert guided >= 12  # the slots planned by the tree's roles are ordered by the GP
     again = new_study(make_sampler(seed=3, guide="gp"))
     run(again, 6)
@@ -383,3 +383,14 @@ def test_gp_guide_keeps_the_tree_and_moves_one_param() -> None:
 def test_unknown_guide_is_refused() -> None:
     with pytest.raises(ValueError, match="guide=tpe: must be one of none, gp"):
         make_sampler(guide="tpe")
+
+
+def test_line_runs_from_the_value_to_the_bound() -> None:
+    from oscsim.sweep.moves import line
+
+    up = line(Flt(1e-4, 0.1, log=True), 0.005, +1, n=4)
+    assert up[-1] == 0.1 and all(a < b for a, b in zip(up, up[1:])) and up[0] > 0.005
+    assert up == pytest.approx([0.0106, 0.0224, 0.0473, 0.1], rel=2e-3)  # even steps on the log scale
+    assert line(Flt(1e-4, 0.1, log=True), 0.1, +1) == []
+    assert line(Cat([0, 1, 5, 10, 50]), 5, -1) == [1, 0] and line(Cat([0, 1, 5, 10, 50]), 5, +1) == [10, 50]
+    assert line(Int(1, 5), 3, +1) == [4, 5] and line(Flt(0.0, 2.0), 1.0, -1, n=2) == [0.5, 0.0]

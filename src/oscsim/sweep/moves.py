@@ -88,6 +88,40 @@ def step(dist: BaseDistribution, value: Any, direction: int, kind: str) -> Any |
     return new
 
 
+def line(dist: BaseDistribution, value: Any, direction: int, n: int = 8) -> list[Any]:
+    """Values of one parameter from ``value`` (excluded) to its bound in ``direction`` (included): up to ``n``
+    points, evenly spaced on the parameter's scale (log for log distributions), or every choice on that side.
+    How far a guided move goes is chosen among these (``planner``, guide ``gp``)."""
+    if isinstance(dist, CategoricalDistribution):
+        order = _cat_order(dist)
+        if value not in order:
+            return []
+        i = order.index(value)
+        side = order[i + 1:] if direction > 0 else order[:i][::-1]
+        return [canon(dist, v) for v in side]
+    if not isinstance(dist, (FloatDistribution, IntDistribution)):  # pragma: no cover
+        return []
+    end = dist.high if direction > 0 else dist.low
+    if value == end:
+        return []
+    if dist.log:
+        points = np.geomspace(float(value), float(end), n + 1)[1:]
+    else:
+        points = np.linspace(float(value), float(end), n + 1)[1:]
+    out = []
+    for v in points:
+        if isinstance(dist, IntDistribution):
+            v = dist.low + round((v - dist.low) / dist.step) * dist.step
+        elif dist.step is not None:
+            v = dist.low + round((v - dist.low) / dist.step) * dist.step
+        else:
+            v = _round_sig(float(v), 3)
+        v = canon(dist, min(max(v, dist.low), dist.high))
+        if v != value and contains(dist, v) and v not in out:
+            out.append(v)
+    return out
+
+
 def _categorical_step(dist: CategoricalDistribution, value: Any, direction: int, kind: str) -> Any | None:
     order = _cat_order(dist)
     if value not in order:

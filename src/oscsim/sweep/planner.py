@@ -25,7 +25,7 @@ import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 
 from .move_stats import move_stats, paying_moves, rank_paying, rank_ucb
-from .moves import all_moves, describe, step
+from .moves import all_moves, describe, line, step
 from .scores import Move, TreeNode, block_scores, by_score
 from .surrogate import encode, fit
 from .tree import block_of
@@ -67,6 +67,7 @@ class Candidate:
     role: str
     strategy: Callable[[Move], str]
     parent_rule: str
+    value: Any = None  # the moved parameter's new value, when a guide chose how far (else: `kind`'s step)
 
 
 @dataclass(frozen=True)
@@ -269,12 +270,10 @@ class _Batch:
         return None
 
     def _guided(self, cands: list[Candidate]) -> list[Candidate]:
-        """The candidates, each at every step length (conservative, normal, to the bound), best first by the
-        GP's mean + beta sd of the child: the tree still chose the parent and the role."""
-        wide = []
-        for c in cands:
-            for kind in dict.fromkeys((c.kind, "small", "step", "bound")):
-                wide.append(replace(c, kind=kind, strategy=lambda m, s=c.strategy, k=kind: f"{s(m)} [gp: {k}]"))
+        """The candidates' moves taken to every distance along their parameter (``moves.line``), best first by the
+        GP's mean + beta sd of the child: the tree still chose the parent and the role, the model says how far."""
+        wide = [replace(c, value=v, strategy=lambda m, s=c.strategy: f"{s(m)} [gp]")
+                for c in cands for v in line(self.s.space[c.move[0]], c.parent_config.get(c.move[0]), c.move[1])]
         plans = [(c, self._make(c)) for c in wide]
         plans = [(c, p) for c, p in plans if p is not None]
         if not plans:
@@ -286,7 +285,7 @@ class _Batch:
 
     def _make(self, c: Candidate) -> Plan | None:
         p, d = c.move
-        new = step(self.s.space[p], c.parent_config.get(p), d, c.kind)
+        new = step(self.s.space[p], c.parent_config.get(p), d, c.kind) if c.value is None else c.value
         if new is None:
             return None
         config = dict(c.parent_config)
