@@ -394,3 +394,23 @@ def test_line_runs_from_the_value_to_the_bound() -> None:
     assert line(Flt(1e-4, 0.1, log=True), 0.1, +1) == []
     assert line(Cat([0, 1, 5, 10, 50]), 5, -1) == [1, 0] and line(Cat([0, 1, 5, 10, 50]), 5, +1) == [10, 50]
     assert line(Int(1, 5), 3, +1) == [4, 5] and line(Flt(0.0, 2.0), 1.0, -1, n=2) == [0.5, 0.0]
+
+
+def test_covering_first_batch_spreads_over_the_space() -> None:
+    from oscsim.sweep.moves import latin
+
+    import numpy as np
+
+    draws = latin(SPACE, 8, np.random.default_rng(0))
+    lr = sorted(math.log10(d["lr_k"]) for d in draws)  # one draw per eighth of [-4, -1] in log10
+    assert all(-4 + 3 * i / 8 <= v <= -4 + 3 * (i + 1) / 8 + 1e-3 for i, v in enumerate(lr))
+    assert all(in_space(d) for d in draws)
+    study = new_study(make_sampler(seed=1, first_batch="cover"))
+    run(study, 2)
+    first = sorted(study.trials, key=lambda t: t.number)[:4]
+    assert first[0].params == root_config()
+    assert all(len(diff(root_config(), t.params)) >= 3 for t in first[1:])  # not one-at-a-time moves
+    assert {t.user_attrs["parent"] for t in first} == {None}
+    again = new_study(make_sampler(seed=1, first_batch="cover"))
+    run(again, 2)
+    assert [t.params for t in sorted(again.trials, key=lambda t: t.number)] == [t.params for t in sorted(study.trials, key=lambda t: t.number)]

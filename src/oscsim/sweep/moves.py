@@ -188,6 +188,26 @@ def draw(dist: BaseDistribution, rng: np.random.Generator) -> Any:
     raise TypeError(f"unsupported distribution {dist!r}")
 
 
+def latin(space: dict[str, BaseDistribution], n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """n configurations that cover the space: a Latin hypercube (each parameter's range cut into n equal strata,
+    on the log scale for log parameters, one draw per stratum, strata shuffled per parameter)."""
+    configs: list[dict[str, Any]] = [{} for _ in range(n)]
+    for name, dist in space.items():
+        u = (rng.permutation(n) + rng.uniform(size=n)) / n
+        for c, q in zip(configs, u):
+            if isinstance(dist, CategoricalDistribution):
+                c[name] = canon(dist, dist.choices[min(int(q * len(dist.choices)), len(dist.choices) - 1)])
+                continue
+            lo, hi = float(dist.low), float(dist.high)
+            v = math.exp(math.log(lo) + q * (math.log(hi) - math.log(lo))) if dist.log else lo + q * (hi - lo)
+            if isinstance(dist, IntDistribution) or dist.step is not None:
+                v = dist.low + round((v - dist.low) / dist.step) * dist.step
+            elif dist.log:
+                v = _round_sig(v, 3)
+            c[name] = canon(dist, min(max(v, dist.low), dist.high))
+    return configs
+
+
 def describe(param: str, old: Any, new: Any) -> str:
     """The lab's mutation text: ``lr_k: 0.005 -> 0.01``."""
     return f"{param}: {_fmt(old)} -> {_fmt(new)}"

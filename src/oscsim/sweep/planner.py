@@ -25,7 +25,7 @@ import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 
 from .move_stats import move_stats, paying_moves, rank_paying, rank_ucb
-from .moves import all_moves, describe, line, step
+from .moves import all_moves, describe, latin, line, step
 from .scores import Move, TreeNode, block_scores, by_score
 from .surrogate import encode, fit
 from .tree import block_of
@@ -79,9 +79,11 @@ class TreeSettings:
     n_iter_block: int
     c: float
     guide: str = "none"  # "gp": a Gaussian process of the finished trials orders each slot's moves (surrogate.py)
+    first_batch: str = "lab"  # block 1's first batch: "lab" (baseline + one-at-a-time moves) | "cover" (baseline + a Latin hypercube)
 
 
 GUIDES = ("none", "gp")
+FIRST_BATCHES = ("lab", "cover")
 BETA = {"exploit": 1.0, "explore": 2.0, "principle-test": 2.0, "boundary-probe": 2.0}  # mean + beta sd
 
 
@@ -95,7 +97,7 @@ def plan_slot(
 ) -> Plan:
     """Plan of ``slot`` in the batch whose first trial number is ``start``, from the nodes finished before it.
     The slots before it are planned too (same inputs, same result) so slots never duplicate each other."""
-    batch = _Batch(settings, nodes, configs, start)
+    batch = _Batch(settings, nodes, configs, start, rng_for(start))
     counts = {"exploit": 0, "explore": 0, "probe": 0}
     plan = None
     for s in range(slot + 1):
@@ -125,9 +127,11 @@ class _Batch:
     """One batch being planned: the block's tree as it stood before the batch, and what earlier slots took."""
 
     def __init__(
-        self, settings: TreeSettings, nodes: Sequence[TreeNode], configs: Mapping[int, Config], start: int
+        self, settings: TreeSettings, nodes: Sequence[TreeNode], configs: Mapping[int, Config], start: int,
+        batch_rng: np.random.Generator | None = None,
     ) -> None:
         self.s, self.configs = settings, configs
+        self.batch_rng = batch_rng  # draws shared by the batch's slots (the covering first batch)
         it0 = start + 1
         self.block = block_of(it0, settings.n_iter_block)
         block_start = (self.block - 1) * settings.n_iter_block + 1
@@ -162,6 +166,10 @@ class _Batch:
         """A slot of the block's first batch: the baseline, then one move each from the root."""
         if s == 0:
             return Plan(dict(self.root), None, None, "exploit", "exploit (baseline)", None, self.root_rule)
+        if self.block == 1 and self.s.first_batch == "cover":  # the rest of the batch spreads over the space
+            draw_ = latin(self.s.space, self.s.n_parallel - 1, self.batch_rng)[s - 1]
+            config = {**self.root, **draw_}
+            return Plan(config, None, None, "explore", "explore (Latin hypercube over the space)", None, self.root_rule)
         ranked = rank_ucb(self.moves, self.stats, self.s.c, rng)
         first: list[Move] = []
         if self.block == 1:

@@ -27,7 +27,7 @@ from optuna.trial import FrozenTrial
 
 from .move_stats import MoveStats, move_stats
 from .moves import canon, contains, draw
-from .planner import GUIDES, Config, TreeSettings, plan_slot
+from .planner import FIRST_BATCHES, GUIDES, Config, TreeSettings, plan_slot
 from .scores import PLAN_KEY, TreeNode, tree_nodes
 from .tree import batch_of, block_of, slot_of
 
@@ -47,7 +47,9 @@ class UCBTreeSampler(BaseSampler):
         first_batch_params: parameters of block 1's one-at-a-time spread (default: the first
             ``n_parallel - 1`` of the space).
         guide: "none" (the lab's move statistics order a slot's moves) or "gp" (a Gaussian process of the
-            finished trials orders them, at several step lengths; ``surrogate``).
+            finished trials orders them and says how far each goes; ``surrogate``).
+        first_batch: "lab" (block 1's first batch: the baseline and one-at-a-time moves of first_batch_params,
+            the seed's Batch 1) or "cover" (the baseline and a Latin hypercube over the space).
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class UCBTreeSampler(BaseSampler):
         seed: int | None = None,
         first_batch_params: list[str] | None = None,
         guide: str = "none",
+        first_batch: str = "lab",
     ) -> None:
         if n_parallel < 1:
             raise ValueError("n_parallel must be >= 1")
@@ -72,6 +75,8 @@ class UCBTreeSampler(BaseSampler):
             raise ValueError("empty search space")
         if guide not in GUIDES:
             raise ValueError(f"guide={guide}: must be one of {', '.join(GUIDES)}")
+        if first_batch not in FIRST_BATCHES:
+            raise ValueError(f"first_batch={first_batch}: must be one of {', '.join(FIRST_BATCHES)}")
         space = dict(search_space)
         if first_batch_params is None:
             first_batch_params = list(space)[: max(n_parallel - 1, 1)]
@@ -82,7 +87,8 @@ class UCBTreeSampler(BaseSampler):
         self._objective_index = objective_index
         self._seed = (int(np.random.SeedSequence().entropy) if seed is None else int(seed)) % 2**63
         root = {k: self._base_value(k, d) for k, d in space.items()}
-        self._tree = TreeSettings(space, root, list(first_batch_params), n_parallel, n_iter_block, float(ucb_c), guide)
+        self._tree = TreeSettings(space, root, list(first_batch_params), n_parallel, n_iter_block, float(ucb_c), guide,
+                                  first_batch)
 
     @property
     def seed(self) -> int:
