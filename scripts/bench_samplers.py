@@ -176,7 +176,7 @@ def figure(curves: dict[str, list[list[float]]], path: Path, title: str, milesto
         ax.axhline(level, color="grey", lw=0.6, ls="--")
     ax.set_xlabel("trials")
     ax.set_ylabel("best rate_constants_R2 so far")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=8, wrap=True)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
