@@ -120,7 +120,8 @@ def finished_study(out: Path, sampler: str, seed: int, n_trials: int) -> list[di
     if not (out / f"{name}.db").exists():
         return None
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{out.resolve()}/{name}.db")
-    done = [t for t in sorted(study.trials, key=lambda t: t.number) if t.state.is_finished()]
+    retried = {t.system_attrs.get("failed_trial") for t in study.trials} - {None}  # a killed run's trials, rerun
+    done = [t for t in sorted(study.trials, key=lambda t: t.number) if t.state.is_finished() and t.number not in retried]
     if len(done) < n_trials:
         return None
     return [{"params": t.params, "R2": t.values[0] if t.values else None} for t in done[:n_trials]]
