@@ -16,6 +16,7 @@ COEFFICIENTS = {"MLP_sub_diff": "coeff_MLP_sub_diff", "MLP_sub_norm": "coeff_MLP
                 "MLP_node_L1": "coeff_MLP_node_L1", "k_floor": "coeff_k_floor", "k_range": "coeff_k_range",
                 "S_L1": "coeff_S_L1", "S_integer": "coeff_S_integer", "mass_conservation": "coeff_mass_conservation"}
 PER_MODEL_SETTINGS = (*COEFFICIENTS.values(), "k_floor_threshold")
+S_TERMS = ("S_L1", "S_integer", "mass_conservation")  # learned stoichiometry's regularisers
 
 
 class Objective(nn.Module):
@@ -57,16 +58,16 @@ class Objective(nn.Module):
             out = self.step(c, self.queries)
             pred = L.prediction_loss(out.dcdt, target)
         terms = {"prediction": pred}
+        sto = model.coefficients() if any(n in S_TERMS for n in self.terms) else None  # once for the S terms
         penalties: dict[str, Callable[[], torch.Tensor]] = {
             "MLP_sub_diff": lambda: L.sub_diff_penalty(out.sub_queries),
             "MLP_sub_norm": lambda: L.sub_norm_penalty(out.sub_queries),
             "MLP_node_L1": lambda: L.node_l1_penalty(out.node),
             "k_floor": lambda: L.k_floor_penalty(model.log_k, settings["k_floor_threshold"]),
             "k_range": lambda: L.k_range_penalty(model.log_k, *self.log_k_range),
-            "S_L1": lambda: L.s_l1_penalty(model.coefficients()),
-            "S_integer": lambda: L.s_integer_penalty(model.coefficients()),
-            "mass_conservation": lambda: L.mass_conservation_penalty(model.coefficients(), model.sto_rxn,
-                                                                     self.n_reactions),
+            "S_L1": lambda: L.s_l1_penalty(sto),
+            "S_integer": lambda: L.s_integer_penalty(sto),
+            "mass_conservation": lambda: L.mass_conservation_penalty(sto, model.sto_rxn, self.n_reactions),
         }
         for name in self.terms:
             terms[name] = settings[COEFFICIENTS[name]] * penalties[name]()
@@ -78,6 +79,5 @@ class Objective(nn.Module):
 
 def active_terms(settings: list[dict], learned_S: bool) -> list[str]:
     """The regularisers any of the models weighs (> 0); the S terms only where S is learned."""
-    s_terms = ("S_L1", "S_integer", "mass_conservation")
     return [name for name, key in COEFFICIENTS.items()
-            if any(float(s.get(key) or 0.0) > 0 for s in settings) and (learned_S or name not in s_terms)]
+            if any(float(s.get(key) or 0.0) > 0 for s in settings) and (learned_S or name not in S_TERMS)]

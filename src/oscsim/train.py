@@ -343,14 +343,17 @@ def train_seeds(cfg: DictConfig, out_dir: Path, seeds: list[int], report: Report
     with each seed's rate_constants_R2 reported as an intermediate value (step = seed index), so a pruner
     comparing configurations seed by seed (Wilcoxon) can stop a clearly worse one early."""
     runs: list[dict] = []
-    for s in seeds:
-        c = cfg.copy()
-        c.seed = int(s)
-        runs.append(train(c, out_dir / f"seed_{s}"))
+    for c, d in _seed_runs(cfg, out_dir, seeds):
+        runs.append(train(c, d))
         ended = _seeds_done(runs, report)
         if ended:
             break
     return _seeds_metrics(seeds, runs, out_dir, ended)
+
+
+def _seed_runs(cfg: DictConfig, out_dir: Path, seeds: list[int]) -> list[tuple[DictConfig, Path]]:
+    """The configuration once per seed, each in out_dir/seed_<s>."""
+    return [(OmegaConf.merge(cfg, {"seed": int(s)}), out_dir / f"seed_{s}") for s in seeds]
 
 
 def _seeds_done(runs: list[dict], report: Report | None) -> str | None:
@@ -388,9 +391,8 @@ def train_batch(members: list[tuple[DictConfig, Path, Report | None]]) -> list[d
             validate(c)
         except ConfigError as e:
             invalid[i] = {"status": "failed", "error": f"ConfigError: {e}"}
-    runs = [(i, c.copy(), d) for i, (c, out_dir, _) in enumerate(members) if i not in invalid
-            for c, d in ([(c, out_dir)] if not c.get("seeds") else
-                         [(OmegaConf.merge(c, {"seed": int(s)}), out_dir / f"seed_{s}") for s in c.seeds])]
+    runs = [(i, run_cfg, run_dir) for i, (cfg, out_dir, _) in enumerate(members) if i not in invalid
+            for run_cfg, run_dir in (_seed_runs(cfg, out_dir, list(cfg.seeds)) if cfg.get("seeds") else [(cfg, out_dir)])]
     reports = [None if members[i][0].get("seeds") else members[i][2] for i, _, _ in runs]
     results = train_many([c for _, c, _ in runs], [d for _, _, d in runs], reports) if runs else []
     out = []

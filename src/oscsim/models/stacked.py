@@ -32,15 +32,11 @@ class Stacked:
     def __call__(self, *args: Any) -> Any:
         return self._call(self.params, *args)
 
-    def __len__(self) -> int:
-        return len(self.modules)
-
     @torch.no_grad()
-    def write_back(self, m: int) -> nn.Module:
-        """Member m as a plain module (what evaluation, scoring and the saved files read)."""
+    def write_back(self, m: int) -> None:
+        """Copy member m's stacked parameters into its own module (what evaluation and the saved files read)."""
         for name, p in self.modules[m].named_parameters():
             p.copy_(self.params[name][m])
-        return self.modules[m]
 
 
 class StackedAdam:

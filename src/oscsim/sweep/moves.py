@@ -109,14 +109,8 @@ def line(dist: BaseDistribution, value: Any, direction: int, n: int = 8) -> list
     else:
         points = np.linspace(float(value), float(end), n + 1)[1:]
     out = []
-    for v in points:
-        if isinstance(dist, IntDistribution):
-            v = dist.low + round((v - dist.low) / dist.step) * dist.step
-        elif dist.step is not None:
-            v = dist.low + round((v - dist.low) / dist.step) * dist.step
-        else:
-            v = _round_sig(float(v), 3)
-        v = canon(dist, min(max(v, dist.low), dist.high))
+    for v in map(float, points):
+        v = _snap(dist, v)
         if v != value and contains(dist, v) and v not in out:
             out.append(v)
     return out
@@ -156,10 +150,24 @@ def _int_step(dist: IntDistribution, value: int, direction: int, kind: str) -> i
     return min(max(int(new), dist.low), dist.high)
 
 
+def numeric_choices(dist: CategoricalDistribution) -> bool:
+    """Whether every choice is a number (so choices have an order by value)."""
+    return all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in dist.choices)
+
+
 def _cat_order(dist: CategoricalDistribution) -> list[Any]:
     choices = list(dist.choices)
-    numeric = all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in choices)
-    return sorted(choices) if numeric else choices
+    return sorted(choices) if numeric_choices(dist) else choices
+
+
+def _snap(dist: FloatDistribution | IntDistribution, v: float, round_log_only: bool = False) -> Any:
+    """A number as a value of the distribution: on its step grid, else 3 significant digits (log parameters
+    only, with `round_log_only`), clipped to its range."""
+    if isinstance(dist, IntDistribution) or dist.step is not None:
+        v = dist.low + round((v - dist.low) / dist.step) * dist.step
+    elif dist.log or not round_log_only:
+        v = _round_sig(v, 3)
+    return canon(dist, min(max(v, dist.low), dist.high))
 
 
 def _round_sig(v: float, digits: int) -> float:
@@ -200,11 +208,7 @@ def latin(space: dict[str, BaseDistribution], n: int, rng: np.random.Generator) 
                 continue
             lo, hi = float(dist.low), float(dist.high)
             v = math.exp(math.log(lo) + q * (math.log(hi) - math.log(lo))) if dist.log else lo + q * (hi - lo)
-            if isinstance(dist, IntDistribution) or dist.step is not None:
-                v = dist.low + round((v - dist.low) / dist.step) * dist.step
-            elif dist.log:
-                v = _round_sig(v, 3)
-            c[name] = canon(dist, min(max(v, dist.low), dist.high))
+            c[name] = _snap(dist, v, round_log_only=True)
     return configs
 
 

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
+from .moves import numeric_choices
+
 LENGTH_SCALES = (0.15, 0.3, 0.6, 1.2)  # searched by marginal likelihood at each fit
 NOISES = (1e-3, 1e-2, 1e-1)  # noise variance in units of the standardised reward (seeds differ)
 MIN_POINTS = 4
@@ -25,8 +27,7 @@ def encode(space: Mapping[str, BaseDistribution], config: Mapping[str, Any]) -> 
         v = config.get(name)
         if isinstance(dist, CategoricalDistribution):
             choices = list(dist.choices)
-            numeric = all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in choices)
-            if numeric and len(choices) > 1:
+            if numeric_choices(dist) and len(choices) > 1:
                 lo, hi = min(choices), max(choices)
                 out.append((float(v) - lo) / (hi - lo) if hi > lo else 0.0)
             else:
