@@ -75,11 +75,20 @@ def simulation_params(cfg: DictConfig) -> SimulationParams:
     """The dataset's settings: a simulated regime's, or those of a user's data set (`simulation.path`)."""
     sim = OmegaConf.to_container(cfg.simulation, resolve=True)
     ObservationParams.from_mapping(sim)
-    if sim.get("path") is not None:
+    if sim.get("network") == "sbml":
+        from .sbml import sbml_params
+
+        return sbml_params(sim)[0]
+    if is_user_data(sim):
         from .datafile import user_data
 
         return user_data(sim)[0]
     return SimulationParams.from_mapping(sim)
+
+
+def is_user_data(sim: Any) -> bool:
+    """True when the `simulation` group names a user's data set (its `path`) rather than a network to simulate."""
+    return sim.get("path") is not None and sim.get("network", "oscillatory") != "sbml"
 
 
 def observation_params(cfg: DictConfig) -> ObservationParams:
@@ -107,7 +116,7 @@ def check_training_data(cfg: DictConfig) -> None:
     """Training on what is only observed (noisy or strided concentrations, a user's data set) needs rollout
     windows: raise ConfigError (one line) when the config would fit an exact dc/dt that is not there."""
     o = observation_params(cfg)
-    if int(cfg.get("window") or 0) == 0 and (o.derivative_free or cfg.simulation.get("path") is not None):
+    if int(cfg.get("window") or 0) == 0 and (o.derivative_free or is_user_data(cfg.simulation)):
         why = (f"simulation.noise={o.noise}, simulation.stride={o.stride}" if o.derivative_free
                else "a user's data set (simulation.path)")
         raise ConfigError(f"window=0: with {why} the exact dc/dt is not observed; train on rollout windows "

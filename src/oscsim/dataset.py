@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .dynamics import MassAction, activity_rank, initial_concentrations, integrate
+from .dynamics import Kinetics, activity_rank, drive_signal, initial_concentrations, integrate
 from .files import atomic_write as _atomic_write
 from .files import locked as _locked
 from .files import write_json as _write_json
@@ -28,6 +28,9 @@ ARRAYS = (
     "concentrations", "dcdt", "metabolite_type", "substrate_edges", "signed_edges", "S", "log_k",
     "homeostasis_lambda", "homeostasis_baseline", "heldout_concentrations",
 )
+# Arrays only some networks have (Michaelis-Menten's Km, boundary species, an SBML file's names).
+OPTIONAL_ARRAYS = ("log_km", "boundary", "species", "reactions")
+DRIVE_SEED_OFFSET = 31  # the drive of a trajectory started with initial seed s is drawn from RandomState(s + this)
 # The held-out trajectory: the same network and k from the initial concentrations the lab would draw with
 # seed + HELDOUT_SEED_OFFSET. Never trained on; only the held-out rollout metrics read it.
 HELDOUT_SEED_OFFSET = 1000
@@ -60,14 +63,32 @@ class Dataset:
         return self.network.S
 
 
+def build(p: SimulationParams) -> Network:
+    """The network of `p`: the lab's generator, or seeded kinetics on an SBML file's topology."""
+    if p.network == "sbml":
+        from .sbml import sbml_network
+
+        return sbml_network(p)
+    return build_network(p)
+
+
+def forcing(net: Network, p: SimulationParams, seed: int, c0: torch.Tensor):
+    """The driven boundary species of a trajectory started with initial seed `seed` (None: none)."""
+    idx = np.flatnonzero(net.boundary_mask)
+    if not len(idx) or not p.drive:
+        return None
+    values = drive_signal(seed + DRIVE_SEED_OFFSET, p.n_frames, c0[idx].double().numpy())
+    return torch.as_tensor(idx), torch.as_tensor(values, dtype=c0.dtype)
+
+
 def simulate(p: SimulationParams, progress: bool = False) -> Dataset:
-    """Build the network and Euler-integrate it in float32, as the lab does."""
-    net = build_network(p)
-    f = MassAction(net, dtype=torch.float32)
+    """Build the network and Euler-integrate it in float32, as the lab does (boundary species follow their drive)."""
+    net = build(p)
+    f = Kinetics(net, dtype=torch.float32, flux_limit_dt=p.delta_t if p.flux_limit else None)
     runs = []
     for seed in (p.seed, p.seed + HELDOUT_SEED_OFFSET):
         c0 = initial_concentrations(p.n_metabolites, seed, p.concentration_min, p.concentration_max)
-        c, d = integrate(f, c0, p.n_frames, p.delta_t, clamp=True, progress=progress)
+        c, d = integrate(f, c0, p.n_frames, p.delta_t, clamp=True, progress=progress, forced=forcing(net, p, seed, c0))
         c, d = c.numpy(), d.numpy()
         bad = ~np.all(np.isfinite(c), axis=1)
         if bad.any():
@@ -123,11 +144,15 @@ def save(ds: Dataset, d: Path) -> None:
         "homeostasis_baseline": ds.network.homeostasis_baseline,
         "heldout_concentrations": ds.heldout,
     }
+    net = ds.network
+    optional = {"log_km": net.log_km, "boundary": net.boundary, "species": np.asarray(net.species, dtype=str),
+                "reactions": np.asarray(net.reactions, dtype=str)}
+    arrays.update({n: a for n, a in optional.items() if a is not None and len(a)})
     for name, arr in arrays.items():
         _atomic_write(d / f"{name}.npy", lambda fh, a=arr: np.save(fh, a))
     _write_json(d / "summary.json", ds.summary)
     _write_json(d / "params.json", ds.params.as_dict())
-    files = [f"{n}.npy" for n in ARRAYS] + ["summary.json", "params.json"]
+    files = [f"{n}.npy" for n in arrays] + ["summary.json", "params.json"]
     _write_json(d / "manifest.json", {f: _sha256(d / f) for f in files})
     ds.path = d
 
@@ -139,7 +164,8 @@ def load(d: Path) -> Dataset:
         for f, digest in manifest.items():
             if _sha256(d / f) != digest:
                 raise ValueError(f"{d / f}: checksum mismatch")
-        a = {n: np.load(d / f"{n}.npy", allow_pickle=False) for n in ARRAYS}
+        names = [*ARRAYS, *(n for n in OPTIONAL_ARRAYS if f"{n}.npy" in manifest)]
+        a = {n: np.load(d / f"{n}.npy", allow_pickle=False) for n in names}
         p = SimulationParams.from_mapping(json.loads((d / "params.json").read_text()))
         summary = json.loads((d / "summary.json").read_text())
     except (OSError, ValueError, KeyError, EOFError) as e:
@@ -148,6 +174,8 @@ def load(d: Path) -> Dataset:
         n_metabolites=p.n_metabolites, n_reactions=p.n_reactions, substrate_edges=a["substrate_edges"],
         signed_edges=a["signed_edges"], metabolite_type=a["metabolite_type"], log_k=a["log_k"],
         homeostasis_lambda=a["homeostasis_lambda"], homeostasis_baseline=a["homeostasis_baseline"],
+        log_km=a.get("log_km"), boundary=a.get("boundary"), species=tuple(a["species"].tolist()) if "species" in a else (),
+        reactions=tuple(a["reactions"].tolist()) if "reactions" in a else (),
     )
     return Dataset(p, net, a["concentrations"], a["dcdt"], summary, a["heldout_concentrations"], d)
 

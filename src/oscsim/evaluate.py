@@ -10,6 +10,7 @@ from . import metrics as M
 from .dataset import Dataset
 from .dynamics import euler_step
 from .models import RateModel
+from .identifiability import michaelis_menten_identifiability
 from .network import unidentifiable_reactions
 
 NODE_SWEEP = np.linspace(0.0, 40.0, 50)  # the lab's MLP_node concentration sweep
@@ -28,7 +29,10 @@ class Evaluation:
 
 @torch.no_grad()
 def alpha_of(model: RateModel, power: int = 1) -> float:
-    """|msg(c = 1, |s| = power)|: the scale MLP_sub took at c = 1 (the lab's alpha at power 1)."""
+    """|msg(c = 1, |s| = power)|: the scale MLP_sub took at c = 1 (the lab's alpha at power 1); 1 for a model whose
+    substrate term has a fixed form (no MLP_sub, no scale to undo)."""
+    if model.sub is None:
+        return 1.0
     p = next(model.parameters())
     return float(model.substrate(torch.ones(1, dtype=p.dtype, device=p.device), float(power)).abs())
 
@@ -52,19 +56,31 @@ def rate_constant_scores(model: RateModel, ds: Dataset) -> tuple[dict, np.ndarra
     if isinstance(getattr(model, "sto", None), torch.nn.Parameter):  # learned stoichiometry
         edges = ds.network.signed_edges
         m.update(M.stoichiometry_metrics(model.coefficients().detach().cpu().numpy(), edges[:, 2], ident[edges[:, 1]]))
+    if ds.network.log_km is not None and ds.has_truth:  # Michaelis-Menten data: Vmax with Km, and Km itself
+        vmax_ok, km_ok = michaelis_menten_identifiability(ds.network, ds.concentrations)
+        m["n_Vmax_identifiable_with_Km"], m["n_Km_identifiable"] = int(vmax_ok.sum()), int(km_ok.sum())
+        m["Vmax_R2_identifiable_with_Km"] = M.linear_fit_r2(ds.network.log_k[vmax_ok], corrected[vmax_ok])[0]
+        log_km = getattr(model, "log_km", None)
+        if log_km is not None:
+            m["Km_R2_identifiable"] = M.linear_fit_r2(ds.network.log_km[km_ok], log_km.detach().cpu().numpy()[km_ok])[0]
     return m, corrected
 
 
 @torch.no_grad()
-def rollout(model: RateModel, c0: torch.Tensor, n_steps: int, dt: float, clamp: bool, substeps: int = 1) -> np.ndarray:
+def rollout(model: RateModel, c0: torch.Tensor, n_steps: int, dt: float, clamp: bool, substeps: int = 1,
+            forced: tuple[torch.Tensor, torch.Tensor] | None = None) -> np.ndarray:
     """Roll the learned dynamics forward with the simulator's Euler step (`substeps` steps of dt / substeps per
-    frame); stops early once non-finite."""
+    frame); stops early once non-finite. `forced` = (index, values (n_steps + 1, n_b)): driven boundary species
+    follow their observed course (linear between frames), as in the simulator."""
     out = torch.full((n_steps + 1, c0.shape[-1]), float("nan"), dtype=c0.dtype, device=c0.device)
     c = c0.unsqueeze(0)
     out[0] = c0
     for t in range(n_steps):
-        for _ in range(substeps):
+        for s in range(substeps):
             c = euler_step(c, model(c).dcdt, dt / substeps, clamp)
+            if forced is not None:
+                w = (s + 1) / substeps
+                c[0, forced[0]] = (1 - w) * forced[1][t] + w * forced[1][t + 1]
         out[t + 1] = c[0]
         if t % 100 == 0 and not torch.isfinite(c).all():
             break
@@ -88,11 +104,15 @@ def evaluate(model: RateModel, ds: Dataset, rollout_frames: int = 2000, clamp: b
             continue
         c0 = torch.as_tensor(traj[0], dtype=dtype, device=device)
         sub = ds.observation.frame_substeps if ds.observation is not None else 1
-        preds[name] = rollout(r_model, c0, n_steps, ds.params.delta_t, clamp, sub)
+        idx = torch.as_tensor(np.flatnonzero(ds.network.boundary_mask), device=device)
+        forced = (idx, torch.as_tensor(traj[: n_steps + 1][:, idx.cpu().numpy()], dtype=dtype, device=device)) if len(idx) else None
+        preds[name] = rollout(r_model, c0, n_steps, ds.params.delta_t, clamp, sub, forced)
         m.update({name + k: v for k, v in M.rollout_metrics(traj[: n_steps + 1], preds[name]).items()})
     model.to(torch.float32)
     true, pred = ds.concentrations[: n_steps + 1], preds[""]
     curves = {}
+    if getattr(model, "log_km", None) is not None:
+        curves["log_km"] = model.log_km.detach().cpu().numpy()
     if isinstance(getattr(model, "sto", None), torch.nn.Parameter):
         curves["sto"], curves["S_learned"] = model.coefficients().detach().cpu().numpy(), model.stoichiometry().detach().cpu().numpy()
     if "heldout_" in preds:
@@ -103,7 +123,7 @@ def evaluate(model: RateModel, ds: Dataset, rollout_frames: int = 2000, clamp: b
     edges = ds.network.substrate_edges
     powers = sorted({int(s) for s in edges[:, 2]})
     r2s = []
-    for s in (1, 2):
+    for s in (1, 2) if model.sub is not None else ():
         mets = np.unique(edges[edges[:, 2] == s, 0])
         lo, hi = np.percentile(ds.concentrations[:, mets] if len(mets) else ds.concentrations, [1, 99])
         c_grid = np.linspace(max(lo, 0.05), hi, 200)

@@ -19,17 +19,11 @@ def trial_figures(ev: Evaluation, ds: Dataset, history: dict, out: Path) -> list
     m, cv = ev.metrics, ev.curves
     paths = []
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     alpha = m["alpha"]
-    for ax, s in zip(axes, (1, 2)):
-        c, y = cv[f"c_{s}"], np.abs(cv[f"sub_{s}"])
-        ax.plot(c, y, label=f"|MLP_sub(c, {s})|")
-        scale = m.get(f"alpha_{s}", alpha**s)  # MLP_sub's own scale at (c=1, |s|) where the data have that power
-        ax.plot(c, scale * c**s, "k--", label=f"{scale:.3g} c^{s} (truth, scaled to MLP_sub at c=1)")
-        seen = s in m["MLP_sub_powers_in_data"]
-        ax.set(xlabel="c", title=f"|s|={s}: exponent {m[f'MLP_sub_exponent_{s}']:.2f}" + ("" if seen else " (no such edge in data)"))
-        ax.legend(fontsize=8)
-    paths.append(_save(fig, out / "MLP_sub.png"))
+    if "c_1" in cv:  # a model with MLP_sub
+        paths.append(_sub_figure(m, cv, alpha, out))
+    if "log_km" in cv and ds.network.log_km is not None:  # a Michaelis-Menten model on Michaelis-Menten data
+        paths.append(_km_figure(m, cv["log_km"], ds, out))
 
     fig, ax = plt.subplots(figsize=(6, 4))
     types = ds.network.metabolite_type
@@ -107,3 +101,33 @@ def trial_figures(ev: Evaluation, ds: Dataset, history: dict, out: Path) -> list
     ax.legend(fontsize=8)
     paths.append(_save(fig, out / "losses.png"))
     return paths
+
+
+def _sub_figure(m: dict, cv: dict, alpha: float, out: Path) -> Path:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, s in zip(axes, (1, 2)):
+        c, y = cv[f"c_{s}"], np.abs(cv[f"sub_{s}"])
+        ax.plot(c, y, label=f"|MLP_sub(c, {s})|")
+        scale = m.get(f"alpha_{s}", alpha**s)  # MLP_sub's own scale at (c=1, |s|) where the data have that power
+        ax.plot(c, scale * c**s, "k--", label=f"{scale:.3g} c^{s} (truth, scaled to MLP_sub at c=1)")
+        seen = s in m["MLP_sub_powers_in_data"]
+        ax.set(xlabel="c", title=f"|s|={s}: exponent {m[f'MLP_sub_exponent_{s}']:.2f}" + ("" if seen else " (no such edge in data)"))
+        ax.legend(fontsize=8)
+    return _save(fig, out / "MLP_sub.png")
+
+
+def _km_figure(m: dict, learned: np.ndarray, ds: Dataset, out: Path) -> Path:
+    """Learned against true log10 Km per substrate edge, identifiable edges (SPEC §11) marked."""
+    from .identifiability import michaelis_menten_identifiability
+
+    true = ds.network.log_km
+    _, ok = michaelis_menten_identifiability(ds.network, ds.concentrations)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(true[ok], learned[ok], s=10, label=f"identifiable ({int(ok.sum())})")
+    ax.scatter(true[~ok], learned[~ok], s=10, marker="x", color="0.6", label=f"not identifiable ({int((~ok).sum())})")
+    lims = [min(true.min(), learned.min()) - 0.1, max(true.max(), learned.max()) + 0.1]
+    ax.plot(lims, lims, "k:", lw=1)
+    ax.set(xlabel="true log10 Km", ylabel="model's log10 Km",
+           title=f"Km R2 (identifiable) = {m.get('Km_R2_identifiable', float('nan')):.3f}")
+    ax.legend(fontsize=8)
+    return _save(fig, out / "Km.png")

@@ -1,4 +1,5 @@
-"""Seeded construction of a mass-action reaction network (SPEC §1). Pure NumPy, no I/O."""
+"""Seeded construction of a reaction network: the lab's oscillatory generator (SPEC §1) and kinetics on a given
+topology such as an SBML file's (SPEC §11). Pure NumPy, no I/O."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,6 +22,21 @@ class Network:
     log_k: np.ndarray  # (n_reactions,) float64, true log10 rate constants
     homeostasis_lambda: np.ndarray  # (n_types,) float64
     homeostasis_baseline: np.ndarray  # (n_types,) float64
+    # Michaelis-Menten kinetics (SPEC §11): log10 Km per substrate edge (None: mass action, log_k is then k;
+    # with Km, log_k is log10 Vmax).
+    log_km: np.ndarray | None = None
+    # External sources (SPEC §11): reactions read them, none changes them (no S entries); they follow a drive.
+    boundary: np.ndarray | None = None  # (n_metabolites,) bool; None: none
+    species: tuple[str, ...] = ()  # names (an SBML file's ids), for export and figures
+    reactions: tuple[str, ...] = ()
+
+    @property
+    def kinetics(self) -> str:
+        return "mass_action" if self.log_km is None else "michaelis_menten"
+
+    @property
+    def boundary_mask(self) -> np.ndarray:
+        return np.zeros(self.n_metabolites, bool) if self.boundary is None else np.asarray(self.boundary, bool)
 
     @property
     def S(self) -> np.ndarray:
@@ -88,6 +104,41 @@ def lab_log_k(seed: int, n_reactions: int, low: float, high: float) -> np.ndarra
     return torch.empty(n_reactions).uniform_(low, high, generator=g).double().numpy()
 
 
+# Km are drawn after everything else, from a stream of their own, so a regime's k and topology do not depend on
+# the kinetics chosen.
+KM_SEED_OFFSET = 7919
+
+
+def draw_log_km(p: SimulationParams, n_edges: int) -> np.ndarray | None:
+    """log10 Km per substrate edge, uniform in [log_km_min, log_km_max] (None for mass action)."""
+    if p.kinetics != "michaelis_menten":
+        return None
+    return np.random.RandomState(p.seed + KM_SEED_OFFSET).uniform(p.log_km_min, p.log_km_max, n_edges)
+
+
+def topology_network(reactants: list[dict[int, int]], products: list[dict[int, int]], boundary: np.ndarray,
+                     p: SimulationParams, species: tuple[str, ...] = (), reactions: tuple[str, ...] = ()) -> Network:
+    """Seeded kinetics on a given topology (an SBML file's): log10 k (Vmax) uniform in [log_k_min, log_k_max]
+    per reaction from RandomState(seed), Km as `draw_log_km`. Substrate edges are the reactants with their
+    coefficients (boundary species included: they drive rates); S holds the net change of every species that
+    is not a boundary species. One metabolite type, no homeostasis (a real network has none of the lab's)."""
+    boundary = np.asarray(boundary, bool)
+    sub = [(m, j, s) for j, subs in enumerate(reactants) for m, s in sorted(subs.items())]
+    signed = []
+    for j, (subs, prods) in enumerate(zip(reactants, products)):
+        net = {m: prods.get(m, 0) - subs.get(m, 0) for m in sorted(set(subs) | set(prods))}
+        signed += [(m, j, s) for m, s in net.items() if s != 0 and not boundary[m]]
+    log_k = np.random.RandomState(p.seed).uniform(p.log_k_min, p.log_k_max, len(reactants))
+    sub_edges = np.asarray(sub, dtype=np.int64).reshape(-1, 3)
+    return Network(
+        n_metabolites=len(boundary), n_reactions=len(reactants), substrate_edges=sub_edges,
+        signed_edges=np.asarray(signed, dtype=np.int64).reshape(-1, 3),
+        metabolite_type=np.zeros(len(boundary), np.int64), log_k=log_k,
+        homeostasis_lambda=np.zeros(1), homeostasis_baseline=np.zeros(1),
+        log_km=draw_log_km(p, len(sub_edges)), boundary=boundary if boundary.any() else None,
+        species=tuple(species), reactions=tuple(reactions))
+
+
 def build_network(p: SimulationParams) -> Network:
     """Build the network for `p`; the same seed gives the same network as the lab's code."""
     rng = np.random.RandomState(p.seed)
@@ -107,15 +158,17 @@ def build_network(p: SimulationParams) -> Network:
     if p.homeostatic_strength > 0 and not p.homeostasis_lambda:
         lam = np.full(n_types, p.homeostatic_strength)
     base = np.asarray(p.homeostasis_baseline or [0.0] * n_types, dtype=np.float64)
+    sub_edges = np.asarray(sub_edges, dtype=np.int64).reshape(-1, 3)
     return Network(
         n_metabolites=p.n_metabolites,
         n_reactions=p.n_reactions,
-        substrate_edges=np.asarray(sub_edges, dtype=np.int64).reshape(-1, 3),
+        substrate_edges=sub_edges,
         signed_edges=np.asarray(signed, dtype=np.int64).reshape(-1, 3),
         metabolite_type=types.astype(np.int64),
         log_k=log_k,
         homeostasis_lambda=lam,
         homeostasis_baseline=base,
+        log_km=draw_log_km(p, len(sub_edges)),
     )
 
 

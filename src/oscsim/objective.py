@@ -77,7 +77,12 @@ class Objective(nn.Module):
         return terms
 
 
-def active_terms(settings: list[dict], learned_S: bool) -> list[str]:
-    """The regularisers any of the models weighs (> 0); the S terms only where S is learned."""
+SUB_TERMS = ("MLP_sub_diff", "MLP_sub_norm")  # regularisers of MLP_sub
+
+
+def active_terms(settings: list[dict], learned_S: bool, has_sub: bool = True) -> list[str]:
+    """The regularisers any of the models weighs (> 0); the S terms only where S is learned, MLP_sub's only
+    where the model has one."""
     return [name for name, key in COEFFICIENTS.items()
-            if any(float(s.get(key) or 0.0) > 0 for s in settings) and (learned_S or name not in S_TERMS)]
+            if any(float(s.get(key) or 0.0) > 0 for s in settings) and (learned_S or name not in S_TERMS)
+            and (has_sub or name not in SUB_TERMS)]

@@ -154,7 +154,7 @@ def check_dataset(cfg: DictConfig) -> None:
     from .dataset import dataset_dir, save, simulate
 
     p = simulation_params(cfg)
-    if p.source:
+    if p.user_data:
         return  # a user's data set: read and validated by simulation_params
     d = dataset_dir(p, data_root(cfg))
     if (d / "manifest.json").exists():
@@ -168,14 +168,14 @@ def check_dataset(cfg: DictConfig) -> None:
 
 
 def _network(cfg: DictConfig) -> Any:
-    from .network import build_network
+    from .dataset import build
 
     p = simulation_params(cfg)
-    if p.source:  # a user's data set: its own network
+    if p.user_data:  # a user's data set: its own network
         from .datafile import user_data
 
         return user_data(cfg.simulation)[1].network
-    return build_network(p)
+    return build(p)
 
 
 def needs_this_machine(cfg: DictConfig) -> bool:

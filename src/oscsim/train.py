@@ -115,7 +115,7 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
                                   n_layers_node=int(cfg.n_layers_node)).to(device))
     settings = [{k: float(c.get(k) or 0.0) for k in PER_MODEL_SETTINGS} for c in cfgs]
     learned_S = getattr(models[0], "learned_S", False)  # model.stoichiometry=learned: S's coefficients are parameters
-    terms_on = active_terms(settings, learned_S)
+    terms_on = active_terms(settings, learned_S, has_sub=models[0].sub is not None)
     queries, _ = L.monotonicity_queries(xnorm)
     use_queries = "MLP_sub_diff" in terms_on or "MLP_sub_norm" in terms_on
     groups = [m.param_groups(c.lr_k, c.lr_node, c.lr_sub, c.get("lr_embedding"), c.get("lr_S")) for m, c in zip(models, cfgs)]

@@ -5,9 +5,10 @@ from typing import Any, Mapping
 
 from ..network import Network
 from .base import Output, RateModel
+from .michaelis_menten import MichaelisMentenModel
 from .reaction_model import ReactionModel
 
-MODELS: dict[str, type[RateModel]] = {"reaction": ReactionModel}
+MODELS: dict[str, type[RateModel]] = {"reaction": ReactionModel, "michaelis_menten": MichaelisMentenModel}
 
 
 def build_model(net: Network, model_cfg: Mapping[str, Any], log_k_range: tuple[float, float], **sizes: int) -> RateModel:
@@ -17,9 +18,10 @@ def build_model(net: Network, model_cfg: Mapping[str, Any], log_k_range: tuple[f
     kind = model_cfg.get("kind", "reaction")
     if kind not in MODELS:
         raise ValueError(f"model.kind={kind}: must be one of {', '.join(MODELS)}")
-    if "log_k_init" in opts:
-        opts["log_k_init"] = tuple(opts["log_k_init"])
+    for key in ("log_k_init", "log_km_init"):
+        if key in opts:
+            opts[key] = tuple(opts[key])
     return MODELS[kind](net, **sizes, **opts, log_k_range=tuple(log_k_range))
 
 
-__all__ = ["MODELS", "Output", "RateModel", "ReactionModel", "build_model"]
+__all__ = ["MODELS", "MichaelisMentenModel", "Output", "RateModel", "ReactionModel", "build_model"]

@@ -90,8 +90,7 @@ class ReactionModel(RateModel):
         self.k_prior, self.k_prior_mean = float(k_prior), 0.5 * (log_k_range[0] + log_k_range[1])
         n_met = net.n_metabolites
         self.sub = mlp([2] + [hidden_dim_sub] * (n_layers_sub - 1) + [1])
-        self.node_mlp = mlp([1 + embedding_dim] + [hidden_dim_node] * (n_layers_node - 1) + [1])
-        self.embedding = nn.Parameter(torch.randn(n_met, embedding_dim) * 0.1)
+        self._init_node(n_met, hidden_dim_node, n_layers_node, embedding_dim, node_init)  # (the lab's RNG order)
         self.learned_S, self.sto_gauge = stoichiometry == "learned", sto_gauge
         # auto: power with learned S (the input form cannot fix the coefficients' scale), the lab's input otherwise
         self.exponent = ("power" if self.learned_S else "input") if exponent == "auto" else exponent
@@ -109,17 +108,6 @@ class ReactionModel(RateModel):
         per_param = np.zeros((structure.n_params, len(power_list)))
         per_param[structure.index] = counts
         self.register_buffer("k_param_edges", torch.as_tensor(per_param, dtype=torch.float32))
-        linears = [m for m in self.node_mlp if isinstance(m, nn.Linear)]
-        zeroed = linears if node_init == "all_zero" else linears[-1:] if node_init == "last_layer" else []
-        with torch.no_grad():
-            for layer in zeroed:
-                layer.weight.zero_()
-                layer.bias.zero_()
-        # The lab's seed-era MLP_node: with every layer zero, every hidden activation is 0, so no weight (nor the
-        # embedding) ever gets a non-zero gradient and Adam never moves them: MLP_node is its last bias, a
-        # constant. Computed as such, exactly, instead of as ~40 % of a training step's arithmetic.
-        self.node_dead = node_init == "all_zero"
-
         # MLP_sub depends only on (metabolite, |s|): evaluate it once per distinct pair, not per edge.
         edges = net.substrate_edges
         pairs, edge_to_pair = np.unique(edges[:, [0, 2]], axis=0, return_inverse=True)

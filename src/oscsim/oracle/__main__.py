@@ -17,7 +17,8 @@ from .estimate import exact_rollout_scores, observed_oracle, oracle
 KEYS = ("rate_constants_R2", "trimmed_R2", "n_outliers", "slope", "rate_constants_R2_identifiable",
         "n_outliers_identifiable", "max_abs_error_identifiable", "n_identifiable", "n_unidentifiable",
         "exact_test_R2_float32", "exact_rollout_horizon_float32", "exact_test_R2_float64", "exact_rollout_horizon_float64",
-        "s_sign_ceiling", "s_sign_ceiling_identifiable")
+        "s_sign_ceiling", "s_sign_ceiling_identifiable", "n_Vmax_identifiable_with_Km", "n_Km_identifiable",
+        "Vmax_R2_identifiable_with_Km")
 
 
 OBSERVED_KEYS = ("observed_R2_identifiable", "best", "derivative_R2_identifiable", "derivative_setting",
@@ -43,7 +44,11 @@ def run(cfg: DictConfig) -> dict:
     m.update(exact_rollout_scores(ds.network, ds.concentrations, min(int(cfg.rollout_frames), p.n_frames - 2), p.delta_t))
     (ds.path / "oracle.json").write_text(json.dumps(m, indent=2))
     print(f"identifiability ceiling of {p.name} ({ds.path}):")
+    if ds.network.log_km is not None:
+        print("  (Michaelis-Menten: Vmax by least squares with Km known)")
     for k in KEYS:
+        if k not in m:
+            continue
         v = m[k]
         print(f"  {k}: {v:.6g}" if isinstance(v, float) else f"  {k}: {v}")
     print(f"  unidentifiable: {m['unidentifiable']}")

@@ -7,7 +7,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from ..dynamics import MassAction, integrate
-from ..metrics import rate_constant_metrics, rollout_metrics
+from ..metrics import linear_fit_r2, rate_constant_metrics, rollout_metrics
 from ..network import KStructure, Network, k_structure
 
 RCOND = 1e-10  # eigenvalues below this fraction of the largest are directions the data leave free
@@ -113,6 +113,12 @@ def oracle(net: Network, c: np.ndarray, dcdt: np.ndarray, log_k_range: tuple[flo
         "log_k": log_k.tolist(),
     })
     m.update(s_sign_ceiling(net, c, dcdt))
+    if net.log_km is not None:  # Michaelis-Menten: this is Vmax by least squares with Km known (S v linear in Vmax)
+        from ..identifiability import michaelis_menten_identifiability
+
+        vmax_ok, km_ok = michaelis_menten_identifiability(net, c)
+        m.update({"n_Vmax_identifiable_with_Km": int(vmax_ok.sum()), "n_Km_identifiable": int(km_ok.sum()),
+                  "Vmax_R2_identifiable_with_Km": linear_fit_r2(net.log_k[vmax_ok], log_k[vmax_ok])[0]})
     return m
 
 
@@ -150,8 +156,11 @@ def exact_rollout_scores(net: Network, c: np.ndarray, n_steps: int, dt: float) -
     import torch
 
     out = {}
+    idx = np.flatnonzero(net.boundary_mask)  # driven boundary species follow their observed course
     for name, dtype in (("float32", torch.float32), ("float64", torch.float64)):
-        pred, _ = integrate(MassAction(net, dtype=dtype), torch.as_tensor(c[0], dtype=dtype), n_steps, dt)
+        forced = (torch.as_tensor(idx), torch.as_tensor(c[: n_steps + 1, idx], dtype=dtype)) if len(idx) else None
+        pred, _ = integrate(MassAction(net, dtype=dtype), torch.as_tensor(c[0], dtype=dtype), n_steps, dt,
+                            forced=forced)
         m = rollout_metrics(c[: n_steps + 1], pred.numpy())
         out[f"exact_test_R2_{name}"], out[f"exact_rollout_horizon_{name}"] = m["test_R2"], m["rollout_horizon"]
     return out

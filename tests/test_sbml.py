@@ -1,0 +1,249 @@
+"""Real networks (SPEC §11): SBML in and out, Michaelis-Menten kinetics, driven boundary species."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import hand_network, regime
+from oscsim.dataset import load, save, simulate
+from oscsim.dynamics import Kinetics, drive_signal, integrate
+from oscsim.identifiability import michaelis_menten_identifiability
+from oscsim.models import MichaelisMentenModel
+from oscsim.network import topology_network
+from oscsim.sbml import SBMLError, export_network, read_sbml, sbml_params
+
+
+def ecoli(**changes):
+    """E. coli core's simulation settings (conf/simulation/sbml.yaml) with `changes`."""
+    import yaml
+
+    from conftest import ROOT
+
+    sim = yaml.safe_load((ROOT / "conf" / "simulation" / "sbml.yaml").read_text())
+    return sbml_params({**sim, "name": "e_coli_core", "path": "cobra:textbook", **changes})[0]
+
+# A hand-written SBML Level 2 Version 4 model: A (boundary) + B -> C, 2 C -> B, and an exchange EX_D of D, so D
+# becomes a boundary species the way an FBA model's extracellular metabolites do.
+LEVEL2 = """<?xml version="1.0" encoding="UTF-8"?>
+<sbml xmlns="http://www.sbml.org/sbml/level2/version4" level="2" version="4">
+  <model id="hand">
+    <listOfCompartments><compartment id="c" size="1"/></listOfCompartments>
+    <listOfSpecies>
+      <species id="A" compartment="c" initialConcentration="1" boundaryCondition="true"/>
+      <species id="B" compartment="c" initialConcentration="1"/>
+      <species id="C" compartment="c" initialConcentration="1"/>
+      <species id="D" compartment="c" initialConcentration="1"/>
+      <species id="unused" compartment="c" initialConcentration="1"/>
+    </listOfSpecies>
+    <listOfReactions>
+      <reaction id="R1"><listOfReactants><speciesReference species="A"/><speciesReference species="B"/></listOfReactants>
+        <listOfProducts><speciesReference species="C"/></listOfProducts></reaction>
+      <reaction id="R2"><listOfReactants><speciesReference species="C" stoichiometry="2"/></listOfReactants>
+        <listOfProducts><speciesReference species="B"/><speciesReference species="D"/></listOfProducts></reaction>
+      <reaction id="EX_D"><listOfReactants><speciesReference species="D"/></listOfReactants></reaction>
+    </listOfReactions>
+  </model>
+</sbml>
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "model.xml") -> str:
+    f = tmp_path / name
+    f.write_text(text)
+    return str(f)
+
+
+def test_reads_level2_with_boundary_and_exchanged_species(tmp_path):
+    top = read_sbml(write(tmp_path, LEVEL2))
+    assert top.species == ("A", "B", "C", "D")  # `unused` takes part in no kept reaction
+    assert top.boundary == (True, False, False, True)  # A declared, D exchanged by EX_D
+    assert top.reactions == ("R1", "R2")
+    assert top.reactants == ({0: 1, 1: 1}, {2: 2}) and top.products == ({2: 1}, {1: 1, 3: 1})
+    assert top.dropped == {"pseudo-reaction": 1}
+
+
+def test_topology_network_boundary_species_drive_but_do_not_change():
+    p = regime("sbml", path="x", n_metabolites=4, n_reactions=2, n_metabolite_types=1)
+    net = topology_network([{0: 1, 1: 1}, {2: 2}], [{2: 1}, {1: 1, 3: 1}], np.array([True, False, False, True]), p)
+    assert net.substrate_edges.tolist() == [[0, 0, 1], [1, 0, 1], [2, 1, 2]]
+    S = net.S
+    assert np.all(S[[0, 3]] == 0)  # boundary species: no reaction changes them
+    assert S[1].tolist() == [-1, 1] and S[2].tolist() == [1, -2]
+    assert net.log_km is not None and len(net.log_km) == 3 and np.all((-1 <= net.log_km) & (net.log_km <= 1))
+    again = topology_network([{0: 1, 1: 1}, {2: 2}], [{2: 1}, {1: 1, 3: 1}], np.array([True, False, False, True]), p)
+    assert np.array_equal(net.log_k, again.log_k) and np.array_equal(net.log_km, again.log_km)  # seeded
+
+
+def test_e_coli_core_topology_from_cobra():
+    top = read_sbml("cobra:textbook")
+    assert (len(top.species), sum(top.boundary), len(top.reactions)) == (72, 20, 70)
+    # 20 exchanges + biomass + ATPM; two reactions of substrate order > 4; CYTBD has 1/2 O2
+    assert top.dropped == {"pseudo-reaction": 22, "substrate order outside [1, 4]": 2, "non-integer coefficient": 1}
+    assert all(s.endswith("_e") for s, b in zip(top.species, top.boundary) if b)
+
+
+def test_connected_subgraph_is_connected_and_of_the_size_asked():
+    top = read_sbml("cobra:textbook", max_reactions=12)
+    assert len(top.reactions) == 12 and top.dropped["outside the connected subgraph"] == 58
+    touches = [set(r) | set(p) for r, p in zip(top.reactants, top.products)]
+    reached, frontier = {0}, [0]
+    while frontier:
+        j = frontier.pop()
+        for k, t in enumerate(touches):
+            if k not in reached and t & touches[j]:
+                reached.add(k)
+                frontier.append(k)
+    assert reached == set(range(12))
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("<sbml>not closed", "model.xml: line"),
+    (LEVEL2.replace('species="C" stoichiometry="2"/>', 'species="C"><stoichiometryMath><math '
+                    'xmlns="http://www.w3.org/1998/Math/MathML"><cn>2</cn></math></stoichiometryMath></speciesReference>'),
+     "reaction R2: species C has stoichiometryMath"),
+    (LEVEL2.replace('<speciesReference species="B"/><speciesReference species="D"/>', '<speciesReference species="Z"/>'),
+     "model.xml: reaction R2: species Z is not declared"),
+])
+def test_unreadable_or_unsupported_files_get_one_line(tmp_path, text, expected):
+    with pytest.raises(SBMLError) as e:
+        read_sbml(write(tmp_path, text))
+    assert expected in str(e.value) and "\n" not in str(e.value)
+
+
+def test_missing_file_names_the_key(tmp_path):
+    with pytest.raises(SBMLError, match=r"simulation.path=.*nope.xml: no such SBML file"):
+        read_sbml(str(tmp_path / "nope.xml"))
+
+
+def test_michaelis_menten_rate_and_flux_limit_by_hand():
+    # A -> B with Vmax 10^-1, Km 10^0.5, at A = 2: v = 0.1 * 2 / (3.1623 + 2)
+    net = hand_network([-1.0], [(0, 0, 1)], [(0, 0, -1), (1, 0, 1)], n_met=2)
+    net = type(net)(**{**net.__dict__, "log_km": np.array([0.5])})
+    f = Kinetics(net, dtype=torch.float64)
+    v = 0.1 * 2.0 / (10**0.5 + 2.0)
+    assert torch.allclose(f(torch.tensor([2.0, 1.0], dtype=torch.float64)), torch.tensor([-v, v], dtype=torch.float64))
+    # a step of dt = 100 would take 100 v = 3.88 > 2 of A: the limit scales the reaction to use exactly what A has
+    lim = Kinetics(net, dtype=torch.float64, flux_limit_dt=100.0)
+    d = lim(torch.tensor([2.0, 1.0], dtype=torch.float64))
+    assert torch.allclose(d * 100.0, torch.tensor([-2.0, 2.0], dtype=torch.float64))
+
+
+def test_drive_signal_is_seeded_clipped_and_moves():
+    c0 = np.array([1.0, 5.0, 9.0])
+    a, b = drive_signal(3, 500, c0), drive_signal(3, 500, c0)
+    assert np.array_equal(a, b) and not np.array_equal(a, drive_signal(4, 500, c0))
+    assert np.all(a >= 0.05 * c0 - 1e-12) and np.all(a <= 4 * c0 + 1e-12)
+    assert np.all(a.std(axis=0) > 0.2 * c0)  # it drives: the network cannot settle
+
+
+def test_identifiability_follows_saturation():
+    # one reaction A -> B, Km = 1: A far below Km (only Vmax/Km), around Km (both), far above (Vmax only)
+    net = hand_network([-1.0], [(0, 0, 1)], [(0, 0, -1), (1, 0, 1)], n_met=2)
+    net = type(net)(**{**net.__dict__, "log_km": np.array([0.0])})
+    t = np.linspace(0, 1, 200)
+    for level, vmax, km in ((0.001 * (1 + t), False, False), (0.2 + 5 * t, True, True), (1e4 * (1 + t), True, False)):
+        c = np.stack([level, np.ones_like(t)], axis=1)
+        v_ok, k_ok = michaelis_menten_identifiability(net, c)
+        assert (bool(v_ok[0]), bool(k_ok[0])) == (vmax, km), level[:2]
+
+
+@pytest.fixture(scope="module")
+def ecoli_small(tmp_path_factory):
+    p = ecoli(max_reactions=12, n_frames=200)
+    ds = simulate(p)
+    return ds
+
+
+def test_dataset_roundtrip_keeps_kinetics_and_names(ecoli_small, tmp_path):
+    save(ecoli_small, tmp_path / "d")
+    back = load(tmp_path / "d")
+    for key in ("log_km", "boundary", "log_k", "signed_edges"):
+        assert np.array_equal(getattr(back.network, key), getattr(ecoli_small.network, key))
+    assert back.network.species == ecoli_small.network.species and len(back.network.species) == 34
+    b = back.network.boundary_mask
+    assert np.array_equal(back.concentrations[:, b], ecoli_small.concentrations[:, b])
+    assert np.all(back.dcdt[:, b] == 0)  # reactions do not change a boundary species; its course is the drive
+    assert back.concentrations[:, b].std(axis=0).min() > 0.1
+
+
+def test_model_with_true_parameters_is_the_simulator(ecoli_small):
+    net = ecoli_small.network
+    for km in ("given", "learned"):
+        m = MichaelisMentenModel(net, km=km, c_ref=2.0).double()
+        with torch.no_grad():
+            if km == "learned":
+                m.log_km.copy_(torch.as_tensor(net.log_km))
+            sat_ref = 2.0 / (10 ** net.log_km + 2.0)
+            corr = np.zeros(net.n_reactions)
+            np.add.at(corr, net.substrate_edges[:, 1], net.substrate_edges[:, 2] * np.log10(sat_ref))
+            m.log_r.copy_(torch.as_tensor(net.log_k + corr))
+            m.node_mlp[-1].bias.zero_()
+        assert np.allclose(m.log_k.detach().numpy(), net.log_k, atol=1e-12)
+        c = torch.as_tensor(ecoli_small.concentrations[::20], dtype=torch.float64)
+        assert torch.allclose(m(c).dcdt, Kinetics(net, dtype=torch.float64)(c), rtol=1e-6, atol=1e-12)  # Km held in float32
+
+
+def _roadrunner_run(tmp_path: Path, n_frames: int = 40, dt: float = 0.01):
+    """oscsim's dataset of a 12-reaction part of E. coli core and libRoadRunner's trajectory of its export."""
+    roadrunner = pytest.importorskip("roadrunner")
+    ds = simulate(ecoli(max_reactions=12, n_frames=n_frames, delta_t=dt))
+    f = export_network(tmp_path / "net.xml", ds.network, ds.concentrations, dt)
+    rr = roadrunner.RoadRunner(str(f))
+    rr.integrator.relative_tolerance, rr.integrator.absolute_tolerance = 1e-10, 1e-14  # the reference: tight
+    rr.timeCourseSelections = ["time"] + [f"[{s}]" for s in ds.network.species]
+    return ds, np.asarray(rr.simulate(0.0, n_frames * dt, n_frames + 1))[:, 1:]
+
+
+def _relative(a: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """|a - ref| relative to each species' largest value."""
+    return np.abs(a - ref) / np.abs(ref).max(axis=0)
+
+
+def test_exported_sbml_simulated_by_roadrunner_matches(tmp_path):
+    # oscsim's explicit Euler (float32, dt 0.01, 40 frames) against libRoadRunner's CVODE on the exported file
+    ds, rr = _roadrunner_run(tmp_path)
+    rel, b = _relative(ds.concentrations, rr), ds.network.boundary_mask
+    assert rel[:, ~b].max() < 1e-3  # the stated tolerance (README "Real networks")
+    assert rel[:, b].max() < 1e-6  # the drive is written exactly (linear between frames)
+    assert rel[:, ~b].max() > 1e-6  # (and the comparison is not vacuous: Euler's error is there to see)
+
+    # The difference is Euler's error: refining oscsim's step (float64, the drive interpolated between frames as
+    # the file says) takes it to zero.
+    net, idx = ds.network, torch.as_tensor(np.flatnonzero(b))
+    drive = torch.as_tensor(ds.concentrations[:, b], dtype=torch.float64)
+    c0 = torch.as_tensor(ds.concentrations[0], dtype=torch.float64)
+    errors = []
+    for r in (1, 4, 16):  # steps per frame
+        w = torch.linspace(0, 1, r + 1, dtype=torch.float64)[:-1, None]
+        course = torch.cat([(drive[:-1, None] * (1 - w) + drive[1:, None] * w).reshape(-1, drive.shape[1]), drive[-1:]])
+        c, _ = integrate(Kinetics(net, dtype=torch.float64), c0, 40 * r, 0.01 / r, forced=(idx, course))
+        errors.append(_relative(c.numpy()[::r], rr)[:, ~b].max())
+    assert errors[1] < 0.5 * errors[0] and errors[2] < 0.5 * errors[1] and errors[2] < 2e-5, errors
+
+
+def test_learned_model_export_reads_back(ecoli_small, tmp_path):
+    net = ecoli_small.network
+    learned_k, learned_km = net.log_k + 0.1, net.log_km - 0.2
+    f = export_network(tmp_path / "learned.xml", net, ecoli_small.concentrations, 0.1, log_k=learned_k,
+                       log_km=learned_km)
+    top = read_sbml(str(f))
+    assert len(top.reactions) == net.n_reactions and sum(top.boundary) == int(net.boundary_mask.sum())
+    import libsbml
+
+    model = libsbml.readSBMLFromFile(str(f)).getModel()
+    j, e = 3, int(np.flatnonzero(net.substrate_edges[:, 1] == 3)[0])
+    rid = model.getReaction(j).getId()
+    assert model.getParameter(f"Vmax_{rid}").getValue() == pytest.approx(10 ** learned_k[j])
+    met = model.getSpecies(int(net.substrate_edges[e, 0])).getId()
+    assert model.getParameter(f"Km_{met}_{rid}").getValue() == pytest.approx(10 ** learned_km[e])
+
+
+def test_compose_e_coli_core(compose_config):
+    from oscsim.config import simulation_params
+
+    p = simulation_params(compose_config("simulation=e_coli_core", "model=michaelis_menten"))
+    assert (p.n_metabolites, p.n_reactions, p.kinetics, p.network) == (72, 70, "michaelis_menten", "sbml")
+    assert p.source.startswith("cobra:textbook#")
