@@ -31,6 +31,33 @@ def bench_simulator(name: str, repeats: int = 3) -> None:
           f"(of {repeats}: {', '.join(f'{t:.3f}' for t in times)}), activity rank {ds.summary['activity_rank']}")
 
 
+def bench_real_network(n_frames: int = 1000, repeats: int = 3) -> None:
+    """CPU time of one n_frames simulation of E. coli core (Michaelis-Menten, driven boundary species): the
+    Euler integration of one trajectory with its drive; the dataset (two trajectories, summary) after it."""
+    from hydra import compose, initialize_config_dir
+
+    from oscsim.config import simulation_params
+    from oscsim.dataset import build, forcing
+    from oscsim.dynamics import Kinetics, initial_concentrations, integrate
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        p = simulation_params(compose("config", ["simulation=e_coli_core", f"simulation.n_frames={n_frames}"]))
+    simulate(p)  # warm-up: first calls load libraries
+    one, whole = [], []
+    for _ in range(repeats):
+        t0 = time.process_time()
+        net = build(p)
+        c0 = initial_concentrations(p.n_metabolites, p.seed, p.concentration_min, p.concentration_max)
+        integrate(Kinetics(net), c0, p.n_frames, p.delta_t, forced=forcing(net, p, p.seed, c0))
+        one.append(time.process_time() - t0)
+        t0 = time.process_time()
+        simulate(p)
+        whole.append(time.process_time() - t0)
+    print(f"simulate e_coli_core (72 species, 70 reactions, Michaelis-Menten, 20 driven): {n_frames} frames in "
+          f"{min(one):.3f} s CPU (best of {repeats}: network, drive, integration); the dataset (training and "
+          f"held-out trajectories, summary) {min(whole):.3f} s")
+
+
 def bench_training(iterations: int, threads: int, compile_: bool) -> float:
     """Iterations per second of the Batch 1 baseline (faithful model, rank_50) over `iterations`."""
     import tempfile
@@ -92,6 +119,7 @@ def main() -> None:
                   f"throughput of separate runs)")
         return
     bench_simulator(args.regime)
+    bench_real_network()
     for threads in (1, 2):
         for compile_ in (False, True):
             ips, n = bench_training(args.iterations, threads, compile_)

@@ -14,7 +14,7 @@ def loaded_after(module: str) -> set[str]:
 @pytest.mark.parametrize("module", ["oscsim.network", "oscsim.dynamics", "oscsim.metrics", "oscsim.oracle",
                                     "oscsim.losses", "oscsim.models", "oscsim.dataset",
                                     "oscsim.observation", "oscsim.datafile", "oscsim.objective",
-                                    "oscsim.models.stacked"])
+                                    "oscsim.models.stacked", "oscsim.sbml", "oscsim.identifiability"])
 def test_science_modules_do_not_import_hydra_or_optuna(module):
     loaded = loaded_after(module)
     assert "hydra" not in loaded and "optuna" not in loaded and "omegaconf" not in loaded

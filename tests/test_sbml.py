@@ -188,7 +188,7 @@ def test_model_with_true_parameters_is_the_simulator(ecoli_small):
 
 def _roadrunner_run(tmp_path: Path, n_frames: int = 40, dt: float = 0.01):
     """oscsim's dataset of a 12-reaction part of E. coli core and libRoadRunner's trajectory of its export."""
-    roadrunner = pytest.importorskip("roadrunner")
+    import roadrunner
     ds = simulate(ecoli(max_reactions=12, n_frames=n_frames, delta_t=dt))
     f = export_network(tmp_path / "net.xml", ds.network, ds.concentrations, dt)
     rr = roadrunner.RoadRunner(str(f))
@@ -247,3 +247,60 @@ def test_compose_e_coli_core(compose_config):
     p = simulation_params(compose_config("simulation=e_coli_core", "model=michaelis_menten"))
     assert (p.n_metabolites, p.n_reactions, p.kinetics, p.network) == (72, 70, "michaelis_menten", "sbml")
     assert p.source.startswith("cobra:textbook#")
+
+
+SMALL = ["simulation=e_coli_core", "simulation.max_reactions=12", "simulation.n_frames=300", "model=michaelis_menten",
+         "progress=false", "compile=false", "threads=1", "tensorboard=false"]
+
+
+def test_trains_michaelis_menten_and_exports_what_it_learned(compose_config, tmp_path):
+    import libsbml
+
+    from oscsim import train as T
+
+    cfg = compose_config(*SMALL, "optimizer=lbfgs", "lbfgs_steps=40", "export_sbml=learned.xml", "plots=true")
+    m = T.train(cfg, tmp_path / "run")
+    # 12 reactions: every Vmax structurally identifiable; with Km learned, those identifiable together with Km
+    assert m["Vmax_R2_identifiable_with_Km"] > 0.95 and m["n_Vmax_identifiable_with_Km"] >= 5, m
+    assert m["Km_R2_identifiable"] > 0.9 and m["test_R2"] > 0.99, m
+    assert (tmp_path / "run" / "figures" / "Km.png").stat().st_size > 10_000
+    log_k = np.load(tmp_path / "run" / "log_k.npy")
+    model = libsbml.readSBMLFromFile(str(tmp_path / "run" / "learned.xml")).getModel()
+    assert model.getNumReactions() == 12
+    rid = model.getReaction(0).getId()
+    assert model.getParameter(f"Vmax_{rid}").getValue() == pytest.approx(10 ** log_k[0], rel=1e-6)
+
+
+def test_km_given_recovers_vmax(compose_config, tmp_path):
+    from oscsim import train as T
+
+    m = T.train(compose_config(*SMALL, "model.km=given", "optimizer=lbfgs", "lbfgs_steps=30", "plots=false"),
+                tmp_path / "run")
+    assert m["rate_constants_R2_identifiable"] > 0.999, m
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model=learned_form", "export_sbml=x.xml"], "export_sbml=x.xml: only a model with a closed-form rate law"),
+    (["window=5"], "window / recurrent_training: training rollouts do not follow driven boundary species"),
+    (["optimizer=lbfgs", "recurrent_training=true", "time_step=4", "simulation.drive=false"],
+     "optimizer=lbfgs: one model fitting exact dc/dt only"),
+    (["optimizer=newton"], "optimizer=newton: must be adam or lbfgs"),
+    (["simulation.kinetics=hill"], "simulation.kinetics=hill: must be mass_action or michaelis_menten"),
+])
+def test_bad_settings_get_one_line(compose_config, tmp_path, overrides, message):
+    from oscsim import train as T
+    from oscsim.params import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        T.train_many([compose_config(*SMALL, *overrides)], [tmp_path / "run"])
+    assert message in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_lbfgs_trains_one_model_at_a_time(compose_config, tmp_path):
+    from oscsim import train as T
+    from oscsim.params import ConfigError
+
+    cfgs = [compose_config(*SMALL, "optimizer=lbfgs", f"seed={s}") for s in (1, 2)]
+    with pytest.raises(ConfigError, match="optimizer=lbfgs: one model fitting exact dc/dt only"):
+        T.train_many(cfgs, [tmp_path / "a", tmp_path / "b"])

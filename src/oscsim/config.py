@@ -24,7 +24,7 @@ BATCHABLE_KEYS = ("seed", "lr_k", "lr_node", "lr_sub", "lr_embedding", "lr_S", "
                   "coeff_MLP_sub_norm", "coeff_k_floor", "coeff_MLP_sub_diff", "coeff_k_range", "coeff_S_L1",
                   "coeff_S_integer", "coeff_mass_conservation", "k_floor_threshold")
 # Keys that say where or how a run reports, not what it trains.
-_RUN_KEYS = ("sweep_trial", "seeds", "batched", "batch_file", "progress", "plots", "tensorboard")
+_RUN_KEYS = ("sweep_trial", "seeds", "batched", "batch_file", "progress", "plots", "tensorboard", "export_sbml")
 
 # `${oscsim.mul:a,b}`: the lab's batch plans double a value (data_augmentation_loop 1000 -> 2000) relative
 # to whatever the command line set.
@@ -66,6 +66,8 @@ TRAINING_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "heldout_fraction": (lambda v: 0 <= v <= 0.5, "in [0, 0.5]"),
     "heldout_window": (lambda v: isinstance(v, int) and 1 <= v <= 1000, "an integer in [1, 1000]"),
     "batched": (lambda v: isinstance(v, bool), "true or false"),
+    "optimizer": (lambda v: v in ("adam", "lbfgs"), "adam or lbfgs"),
+    "lbfgs_steps": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
     "seeds": (lambda v: v is None or (len(v) >= 1 and all(isinstance(x, int) and x >= 0 for x in v)),
               "null or a non-empty list of integers >= 0"),
 }
@@ -116,6 +118,10 @@ def check_training_data(cfg: DictConfig) -> None:
     """Training on what is only observed (noisy or strided concentrations, a user's data set) needs rollout
     windows: raise ConfigError (one line) when the config would fit an exact dc/dt that is not there."""
     o = observation_params(cfg)
+    rollouts = int(cfg.get("window") or 0) > 0 or (bool(cfg.get("recurrent_training")) and int(cfg.get("time_step", 1)) > 1)
+    if rollouts and cfg.simulation.get("network") == "sbml" and cfg.simulation.get("drive", True):
+        raise ConfigError("window / recurrent_training: training rollouts do not follow driven boundary species yet; "
+                          "on simulation.network=sbml fit the exact dc/dt (window=0, recurrent_training=false)")
     if int(cfg.get("window") or 0) == 0 and (o.derivative_free or is_user_data(cfg.simulation)):
         why = (f"simulation.noise={o.noise}, simulation.stride={o.stride}" if o.derivative_free
                else "a user's data set (simulation.path)")

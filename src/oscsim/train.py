@@ -64,6 +64,9 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
         validate(c)
         check_training_data(c)
     check_batchable(cfgs)
+    if cfg.get("export_sbml") and cfg.model.get("kind") != "michaelis_menten":
+        raise ConfigError(f"export_sbml={cfg.export_sbml}: only a model with a closed-form rate law "
+                          "(model=michaelis_menten) can be written as SBML; MLP_sub has none")
     for d in out_dirs:
         d.mkdir(parents=True, exist_ok=True)
     # ---- settings -------------------------------------------------------------------------------------
@@ -78,6 +81,12 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
     p = ds.params
     n_iter = iterations_per_epoch(p.n_frames, float(cfg.data_augmentation_loop), int(cfg.batch_size))
     n_total = n_iter * int(cfg.n_epochs)
+    lbfgs = cfg.get("optimizer", "adam") == "lbfgs"
+    if lbfgs:  # full batch: each iteration one L-BFGS step (a line search of up to 20 evaluations on every frame)
+        if n_models > 1 or recurrent or int(cfg.get("window") or 0):
+            raise ConfigError("optimizer=lbfgs: one model fitting exact dc/dt only (batched=false, window=0, "
+                              "recurrent_training=false)")
+        n_total = int(cfg.lbfgs_steps)
     window = int(cfg.get("window") or 0)
     objective_data: dict = {}
     if window:  # observed data: only the observed series (noisy, strided) is read from here on
@@ -128,7 +137,14 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
                             log_k_range=(p.log_k_min, p.log_k_max), n_reactions=ds.network.n_reactions,
                             step=torch.compile(m) if compiled else None, **objective_data) for m in models]
     cosine = cfg.get("lr_schedule", "constant") == "cosine"
-    if n_models == 1:
+    if lbfgs:  # one step size for all (the line search sets it); the learning rates are Adam's
+        optimizer = torch.optim.LBFGS([q for g in groups[0] for q in g["params"]], lr=1.0, max_iter=20,
+                                      history_size=50, line_search_fn="strong_wolfe")
+        scheduler, step_settings = None, settings[0]
+
+        def loss_terms(c: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {k: v[None] for k, v in objectives[0](c[0], target[0], step_settings).items()}
+    elif n_models == 1:
         optimizer = torch.optim.Adam(groups[0], fused=True) if device.type in ("cpu", "cuda") else torch.optim.Adam(groups[0])
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, n_total)) if cosine else None
         step_settings = settings[0]
@@ -190,16 +206,26 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
             for m in models:
                 m.exponent_mix.fill_(min(1.0, (it + 1) / ramp))
         draws = torch.stack([torch.randint(0, n_draw, (int(cfg.batch_size),), generator=g) for g in frames_rngs]).to(device)
+        if lbfgs:
+            draws = torch.arange(n_draw, device=device)[None]
         if window:  # (M, B) window starts; targets (M, H, B, n): the observations the loss matches
             t = train_starts_t[draws]
             c, target = starts_c[t], obs_c[t[:, None] + offsets[None, :, None]]
         else:
             c, target = conc[draws], conc[draws + time_step] if recurrent else dcdt[draws]
-        terms = loss_terms(c, target)
-        loss = sum(v.sum() for v in terms.values())
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+
+        def closure() -> torch.Tensor:
+            nonlocal terms
+            terms = loss_terms(c, target)
+            loss = sum(v.sum() for v in terms.values())
+            optimizer.zero_grad()
+            loss.backward()
+            return loss
+
+        terms: dict[str, torch.Tensor] = {}
+        loss = optimizer.step(closure) if lbfgs else closure()
+        if not lbfgs:
+            optimizer.step()
         if scheduler is not None:
             scheduler.step()
         elif n_models > 1 and cosine:  # CosineAnnealingLR's closed form, per model; 0 stays 0 for stopped ones
@@ -294,6 +320,13 @@ def _finish(cfg: DictConfig, out_dir: Path, model: torch.nn.Module, ds, history:
         np.save(out_dir / "S_learned.npy", model.stoichiometry().detach().cpu().numpy())
     torch.save({"model": model.state_dict(), "config": OmegaConf.to_container(cfg, resolve=True)}, out_dir / "checkpoint.pt")
     (out_dir / "history.json").write_text(json.dumps(history))
+    if cfg.get("export_sbml") and ev is not None:  # what the model holds, as a kinetic model any SBML tool opens
+        from .sbml import export_network
+
+        f = Path(str(cfg.export_sbml))
+        export_network(f if f.is_absolute() else out_dir / f, ds.network, ds.concentrations, p.delta_t,
+                       getattr(p, "drive", True), log_k=model.log_k.detach().cpu().double().numpy(),
+                       log_km=model.log_km.detach().cpu().double().numpy(), name=f"{p.name}_learned")
     if cfg.plots and ev is not None:
         from .figures_trial import trial_figures
 

@@ -44,13 +44,14 @@ class RateModel(nn.Module):
         return self.sub(torch.stack([c, s], dim=-1)).squeeze(-1)
 
     node_dead: bool = False  # MLP_node's weights are all zero and stay zero (see ReactionModel's node_init)
+    node_off: bool = False  # no homeostasis term at all (node_init=none: a real network has none)
 
     def _init_node(self, n_met: int, hidden_dim: int, n_layers: int, embedding_dim: int, node_init: str) -> None:
         """MLP_node(c_i, a_i) and the embeddings a_i, with the entry's zeroed layers (`node_init`)."""
         self.node_mlp = mlp([1 + embedding_dim] + [hidden_dim] * (n_layers - 1) + [1])
         self.embedding = nn.Parameter(torch.randn(n_met, embedding_dim) * 0.1)
         linears = [m for m in self.node_mlp if isinstance(m, nn.Linear)]
-        zeroed = linears if node_init == "all_zero" else linears[-1:] if node_init == "last_layer" else []
+        zeroed = linears if node_init in ("all_zero", "none") else linears[-1:] if node_init == "last_layer" else []
         with torch.no_grad():
             for layer in zeroed:
                 layer.weight.zero_()
@@ -59,9 +60,12 @@ class RateModel(nn.Module):
         # embedding) ever gets a non-zero gradient and Adam never moves them: MLP_node is its last bias, a
         # constant. Computed as such, exactly, instead of as ~40 % of a training step's arithmetic.
         self.node_dead = node_init == "all_zero"
+        self.node_off = node_init == "none"
 
     def homeostasis(self, c: torch.Tensor) -> torch.Tensor:
         """MLP_node(c_i, a_i) for c of shape (..., n_met)."""
+        if self.node_off:
+            return torch.zeros_like(c)
         if self.node_dead:  # every hidden activation is tanh(0) = 0: the output is the last layer's bias, exactly
             return self.node_mlp[-1].bias.expand(c.shape)
         a = self.embedding.expand(*c.shape, self.embedding.shape[-1])

@@ -30,7 +30,7 @@ class MichaelisMentenModel(RateModel):
     sub = None  # no MLP_sub: the substrate term's form is given, its Km learned
 
     def __init__(self, net: Network, hidden_dim_sub: int = 64, n_layers_sub: int = 3, hidden_dim_node: int = 64,
-                 n_layers_node: int = 3, embedding_dim: int = 2, node_init: str = "last_layer",
+                 n_layers_node: int = 3, embedding_dim: int = 2, node_init: str = "none",
                  log_k_init: tuple[float, float] = (-2.0, 1.0), log_km_init: tuple[float, float] = (-1.0, 1.0),
                  km: str = "learned", c_ref: float = 1.0, log_k_range: tuple[float, float] = (-2.0, -1.0)):
         super().__init__()
@@ -38,8 +38,8 @@ class MichaelisMentenModel(RateModel):
             raise ValueError(f"model.km={km}: must be learned or given")
         if km == "given" and net.log_km is None:
             raise ValueError("model.km=given: the data's network has no Km (mass-action kinetics); use km=learned")
-        if node_init not in ("all_zero", "last_layer", "default"):
-            raise ValueError(f"model.node_init={node_init}: must be one of all_zero, last_layer, default")
+        if node_init not in ("none", "all_zero", "last_layer", "default"):
+            raise ValueError(f"model.node_init={node_init}: must be one of none, all_zero, last_layer, default")
         self._init_node(net.n_metabolites, hidden_dim_node, n_layers_node, embedding_dim, node_init)
         if not c_ref > 0:
             raise ValueError(f"model.c_ref={c_ref}: must be > 0")
@@ -83,8 +83,7 @@ class MichaelisMentenModel(RateModel):
     def param_groups(self, lr_k: float, lr_node: float, lr_sub: float, lr_embedding: float | None,
                      lr_S: float | None = None) -> list[dict]:
         km = [{"params": [self.log_km], "lr": lr_sub, "name": "Km"}] if self.km_learned else []
-        return km + [
-            {"params": [self.log_r], "lr": lr_k, "name": "k"},
+        node = [] if self.node_off else [
             {"params": list(self.node_mlp.parameters()), "lr": lr_node, "name": "MLP_node"},
-            {"params": [self.embedding], "lr": lr_embedding or lr_node, "name": "embedding"},
-        ]
+            {"params": [self.embedding], "lr": lr_embedding or lr_node, "name": "embedding"}]
+        return km + [{"params": [self.log_r], "lr": lr_k, "name": "k"}] + node

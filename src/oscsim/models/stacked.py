@@ -79,4 +79,4 @@ def group_lrs(model: nn.Module, groups: list[dict], stacked_names: list[str]) ->
     """The learning rate each named parameter gets from `param_groups` (the model's Adam groups)."""
     by_id = {id(p): g["lr"] for g in groups for p in g["params"]}
     named = dict(model.named_parameters())
-    return {n: float(by_id[id(named[n])]) for n in stacked_names}
+    return {n: float(by_id.get(id(named[n]), 0.0)) for n in stacked_names}  # 0: a parameter no group trains
