@@ -304,3 +304,40 @@ def test_lbfgs_trains_one_model_at_a_time(compose_config, tmp_path):
     cfgs = [compose_config(*SMALL, "optimizer=lbfgs", f"seed={s}") for s in (1, 2)]
     with pytest.raises(ConfigError, match="optimizer=lbfgs: one model fitting exact dc/dt only"):
         T.train_many(cfgs, [tmp_path / "a", tmp_path / "b"])
+
+
+def test_simulate_command_reads_a_users_sbml_file(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    f = write(tmp_path, LEVEL2)
+    base = [sys.executable, "-m", "oscsim.simulate", "simulation=sbml", f"data_dir={tmp_path / 'data'}", "plots=false",
+            "progress=false", "simulation.kinetics=mass_action", "simulation.n_frames=50"]
+    r = subprocess.run([*base, f"simulation.path={f}", f"export_sbml={tmp_path / 'out.xml'}"], capture_output=True,
+                       text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert '"n_metabolites": 4, "n_reactions": 2' in r.stdout
+    out = read_sbml(str(tmp_path / "out.xml"))  # what was written reads back as the same network
+    assert out.species == ("A", "B", "C", "D") and out.boundary == (True, False, False, True)
+    assert out.reactants == ({0: 1, 1: 1}, {2: 2})
+    bad = write(tmp_path, "<sbml>", "bad.xml")
+    for path, line in ((bad, f"{bad}: line"), (str(tmp_path / "none.xml"), "no such SBML file")):
+        r = subprocess.run([*base, f"simulation.path={path}"], capture_output=True, text=True, cwd=ROOT)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and line in r.stderr, r.stderr[-2000:]
+
+
+def test_mass_action_on_a_real_topology():
+    ds = simulate(ecoli(max_reactions=20, n_frames=100, kinetics="mass_action"))
+    assert ds.network.log_km is None and ds.network.kinetics == "mass_action"
+    assert np.isfinite(ds.concentrations).all() and ds.summary["activity_rank"] >= 2
+
+
+def test_export_keeps_a_catalyst_on_both_sides(tmp_path):
+    # A + E -> B + E: E's net change is 0 (no entry in S), but the file must still list it as a product
+    p = regime("sbml", path="x", n_metabolites=3, n_reactions=1, n_metabolite_types=1)
+    net = topology_network([{0: 1, 2: 1}], [{1: 1, 2: 1}], np.zeros(3, bool), p, ("A", "B", "E"), ("R",))
+    assert net.S[:, 0].tolist() == [-1, 1, 0]
+    top = read_sbml(str(export_network(tmp_path / "cat.xml", net, np.ones((2, 3)), 0.1)))
+    assert top.reactants == ({0: 1, 2: 1},) and top.products == ({1: 1, 2: 1},)

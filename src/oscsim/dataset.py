@@ -29,7 +29,7 @@ ARRAYS = (
     "homeostasis_lambda", "homeostasis_baseline", "heldout_concentrations",
 )
 # Arrays only some networks have (Michaelis-Menten's Km, boundary species, an SBML file's names).
-OPTIONAL_ARRAYS = ("log_km", "boundary", "species", "reactions")
+OPTIONAL_ARRAYS = ("log_km", "boundary", "boundary_products", "species", "reactions")
 DRIVE_SEED_OFFSET = 31  # the drive of a trajectory started with initial seed s is drawn from RandomState(s + this)
 # The held-out trajectory: the same network and k from the initial concentrations the lab would draw with
 # seed + HELDOUT_SEED_OFFSET. Never trained on; only the held-out rollout metrics read it.
@@ -145,7 +145,8 @@ def save(ds: Dataset, d: Path) -> None:
         "heldout_concentrations": ds.heldout,
     }
     net = ds.network
-    optional = {"log_km": net.log_km, "boundary": net.boundary, "species": np.asarray(net.species, dtype=str),
+    optional = {"log_km": net.log_km, "boundary": net.boundary, "boundary_products": net.boundary_products,
+                "species": np.asarray(net.species, dtype=str),
                 "reactions": np.asarray(net.reactions, dtype=str)}
     arrays.update({n: a for n, a in optional.items() if a is not None and len(a)})
     for name, arr in arrays.items():
@@ -174,7 +175,7 @@ def load(d: Path) -> Dataset:
         n_metabolites=p.n_metabolites, n_reactions=p.n_reactions, substrate_edges=a["substrate_edges"],
         signed_edges=a["signed_edges"], metabolite_type=a["metabolite_type"], log_k=a["log_k"],
         homeostasis_lambda=a["homeostasis_lambda"], homeostasis_baseline=a["homeostasis_baseline"],
-        log_km=a.get("log_km"), boundary=a.get("boundary"), species=tuple(a["species"].tolist()) if "species" in a else (),
+        log_km=a.get("log_km"), boundary=a.get("boundary"), boundary_products=a.get("boundary_products"), species=tuple(a["species"].tolist()) if "species" in a else (),
         reactions=tuple(a["reactions"].tolist()) if "reactions" in a else (),
     )
     return Dataset(p, net, a["concentrations"], a["dcdt"], summary, a["heldout_concentrations"], d)

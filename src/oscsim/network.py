@@ -27,6 +27,8 @@ class Network:
     log_km: np.ndarray | None = None
     # External sources (SPEC §11): reactions read them, none changes them (no S entries); they follow a drive.
     boundary: np.ndarray | None = None  # (n_metabolites,) bool; None: none
+    boundary_products: np.ndarray | None = None  # (E_b, 3) metabolite, reaction, coefficient: boundary species a
+    # reaction lists as products (no effect on the dynamics; kept so an SBML export writes the reaction as read)
     species: tuple[str, ...] = ()  # names (an SBML file's ids), for export and figures
     reactions: tuple[str, ...] = ()
 
@@ -124,10 +126,11 @@ def topology_network(reactants: list[dict[int, int]], products: list[dict[int, i
     is not a boundary species. One metabolite type, no homeostasis (a real network has none of the lab's)."""
     boundary = np.asarray(boundary, bool)
     sub = [(m, j, s) for j, subs in enumerate(reactants) for m, s in sorted(subs.items())]
-    signed = []
+    signed, b_prods = [], []
     for j, (subs, prods) in enumerate(zip(reactants, products)):
         net = {m: prods.get(m, 0) - subs.get(m, 0) for m in sorted(set(subs) | set(prods))}
         signed += [(m, j, s) for m, s in net.items() if s != 0 and not boundary[m]]
+        b_prods += [(m, j, s) for m, s in sorted(prods.items()) if boundary[m]]
     log_k = np.random.RandomState(p.seed).uniform(p.log_k_min, p.log_k_max, len(reactants))
     sub_edges = np.asarray(sub, dtype=np.int64).reshape(-1, 3)
     return Network(
@@ -136,6 +139,7 @@ def topology_network(reactants: list[dict[int, int]], products: list[dict[int, i
         metabolite_type=np.zeros(len(boundary), np.int64), log_k=log_k,
         homeostasis_lambda=np.zeros(1), homeostasis_baseline=np.zeros(1),
         log_km=draw_log_km(p, len(sub_edges)), boundary=boundary if boundary.any() else None,
+        boundary_products=np.asarray(b_prods, dtype=np.int64).reshape(-1, 3) if b_prods else None,
         species=tuple(species), reactions=tuple(reactions))
 
 

@@ -203,7 +203,7 @@ def _sid(s: str) -> str:
 def write_sbml(path: str | Path, species: list[str], reactions: list[str], substrate_edges: np.ndarray,
                signed_edges: np.ndarray, log_k: np.ndarray, log_km: np.ndarray | None, c0: np.ndarray,
                boundary: np.ndarray, drive: np.ndarray | None = None, delta_t: float = 1.0,
-               name: str = "oscsim") -> Path:
+               name: str = "oscsim", boundary_products: np.ndarray | None = None) -> Path:
     """Write a kinetic model: v_j = Vmax_j prod (c/(Km + c))^|s| (`log_km` given) or k_j prod c^|s|, one global
     parameter per Vmax (or k) and per Km; boundary species follow `drive` ((frames, n_boundary), one value every
     `delta_t`) by an assignment rule that interpolates it linearly in time, or stay at c0 without one."""
@@ -232,15 +232,18 @@ def write_sbml(path: str | Path, species: list[str], reactions: list[str], subst
         if r.getLevel() == 3 and r.getVersion() == 1:
             r.setFast(False)
         subs = substrate_edges[substrate_edges[:, 1] == j]
-        net = signed_edges[signed_edges[:, 1] == j]
-        for m, _, s in subs:
+        net = {int(m): int(s) for m, _, s in signed_edges[signed_edges[:, 1] == j]}
+        consumed = {int(m): int(s) for m, _, s in subs}
+        for m, s in sorted(consumed.items()):
             ref = r.createReactant()
             ref.setSpecies(sids[m]), ref.setStoichiometry(float(s)), ref.setConstant(True)
-        for m, _, s in net:  # products: what the net change adds beyond the reactants' consumption
-            consumed = int(subs[subs[:, 0] == m, 2].sum())
-            if s + consumed > 0:
+        produced = {m: net.get(m, 0) + consumed.get(m, 0) for m in sorted(set(net) | set(consumed)) if not boundary[m]}
+        if boundary_products is not None:  # a boundary species a reaction lists as product (it does not change it)
+            produced.update({int(m): int(s) for m, _, s in boundary_products[boundary_products[:, 1] == j]})
+        for m, s in sorted(produced.items()):
+            if s > 0:
                 ref = r.createProduct()
-                ref.setSpecies(sids[m]), ref.setStoichiometry(float(s + consumed)), ref.setConstant(True)
+                ref.setSpecies(sids[m]), ref.setStoichiometry(float(s)), ref.setConstant(True)
         k_id = f"{'Vmax' if log_km is not None else 'k'}_{rid}"
         parameter(k_id, 10.0 ** log_k[j])
         factors = [k_id]
@@ -279,7 +282,7 @@ def export_network(path: str | Path, net: Network, trajectory: np.ndarray, delta
     course = np.asarray(trajectory, np.float64)[:, boundary] if drive and boundary.any() else None
     return write_sbml(path, species, reactions, net.substrate_edges, net.signed_edges,
                       net.log_k if log_k is None else log_k, net.log_km if log_km is None else log_km,
-                      np.asarray(trajectory[0], np.float64), boundary, course, delta_t, name)
+                      np.asarray(trajectory[0], np.float64), boundary, course, delta_t, name, net.boundary_products)
 
 
 def _interpolation(values: np.ndarray, dt: float) -> str:
