@@ -25,6 +25,7 @@ class Evaluation:
     rollout_true: np.ndarray
     rollout_pred: np.ndarray
     curves: dict = field(default_factory=dict)
+    vmax_with_km: np.ndarray | None = None  # Michaelis-Menten data: Vmax identifiable together with Km
 
 
 @torch.no_grad()
@@ -111,8 +112,13 @@ def evaluate(model: RateModel, ds: Dataset, rollout_frames: int = 2000, clamp: b
     model.to(torch.float32)
     true, pred = ds.concentrations[: n_steps + 1], preds[""]
     curves = {}
+    vmax_with_km = None
     if getattr(model, "log_km", None) is not None:
         curves["log_km"] = model.log_km.detach().cpu().numpy()
+        if getattr(model, "km_learned", False):
+            curves["km_learned"] = True
+    if ds.network.log_km is not None and ds.has_truth:
+        vmax_with_km = michaelis_menten_identifiability(ds.network, ds.concentrations)[0]
     if isinstance(getattr(model, "sto", None), torch.nn.Parameter):
         curves["sto"], curves["S_learned"] = model.coefficients().detach().cpu().numpy(), model.stoichiometry().detach().cpu().numpy()
     if "heldout_" in preds:
@@ -150,4 +156,4 @@ def evaluate(model: RateModel, ds: Dataset, rollout_frames: int = 2000, clamp: b
     labels = M.dbscan(emb, DBSCAN_EPS, DBSCAN_MIN)
     m["embedding_cluster_acc"], m["embedding_n_clusters"] = M.cluster_accuracy(types, labels)
     curves["embedding"], curves["embedding_labels"] = emb, labels
-    return Evaluation(m, corrected, outliers, true, pred, curves)
+    return Evaluation(m, corrected, outliers, true, pred, curves, vmax_with_km)

@@ -41,17 +41,23 @@ def trial_figures(ev: Evaluation, ds: Dataset, history: dict, out: Path) -> list
         true, learned = ds.network.log_k, ev.corrected_log_k
         unident = np.zeros(len(true), bool)
         unident[m["unidentifiable"]] = True
-        for mask, style in ((~ev.outliers & ~unident, dict(s=8, label="identifiable")),
-                            (ev.outliers & ~unident, dict(s=12, color="red", label="identifiable, outlier")),
+        weak = np.zeros(len(true), bool)  # Michaelis-Menten with Km learned: Vmax not identifiable together with Km
+        if "log_km" in cv and getattr(ev, "vmax_with_km", None) is not None and "km_learned" in cv:
+            weak = ~ev.vmax_with_km & ~unident
+        for mask, style in ((~ev.outliers & ~unident & ~weak, dict(s=8, label="identifiable")),
+                            (ev.outliers & ~unident & ~weak, dict(s=12, color="red", label="identifiable, outlier")),
+                            (weak, dict(s=12, marker="x", color="0.6", label="Vmax not identifiable with Km learned")),
                             (unident, dict(s=30, marker="^", facecolors="none", edgecolors="C2",
                                            label="unidentifiable (S: shared monomial / no edge)"))):
             if mask.any():
                 ax.scatter(true[mask], learned[mask], **style)
         lims = [min(true.min(), np.nanmin(learned)) - 0.1, max(true.max(), np.nanmax(learned)) + 0.1]
         ax.plot(lims, lims, "k:", lw=1)
-        ax.set(xlabel="true log10 k", ylabel="model's log10 k (alpha-corrected)",
+        extra = (f"R2 identifiable with Km {m['Vmax_R2_identifiable_with_Km']:.3f}, " if weak.any() else "")
+        ax.set(xlabel="true log10 k" + (" (Vmax)" if ds.network.log_km is not None else ""),
+               ylabel="model's log10 k (alpha-corrected)",
                title=f"R2={m['rate_constants_R2']:.3f} ({int(m['n_outliers'])} outliers), "
-                     f"identifiable R2={m['rate_constants_R2_identifiable']:.3f}\nalpha={alpha:.3f}")
+                     f"identifiable R2={m['rate_constants_R2_identifiable']:.3f}\n{extra}alpha={alpha:.3f}")
         ax.legend(fontsize=7)
         paths.append(_save(fig, out / "rate_constants.png"))
 
