@@ -26,7 +26,7 @@ def _error_line(capsys, argv):
         ("simulation.delta_t=-0.1", "simulation.delta_t=-0.1: must be > 0"),
         ("simulation.log_k_min=0", "simulation.log_k_min=0: must be <= log_k_max"),
         ("simulation.n_frames=9", "simulation.n_frames=9: must be >= 10"),
-        ("simulation=nope", "simulation=nope: unknown option (allowed: observed, oscillatory_mixed, oscillatory_rank_20"),
+        ("simulation=nope", "simulation=nope: unknown option (allowed: e_coli_core, observed, oscillatory_mixed, oscillatory_rank_20"),
         ("not_a_key=1", "not_a_key: unknown key"),
         ("lr_k=-0.001", "lr_k=-0.001: must be > 0"),
         ("batch_size=0", "batch_size=0: must be an integer >= 1"),
