@@ -167,6 +167,8 @@ def test_dataset_roundtrip_keeps_kinetics_and_names(ecoli_small, tmp_path):
     assert np.array_equal(back.concentrations[:, b], ecoli_small.concentrations[:, b])
     assert np.all(back.dcdt[:, b] == 0)  # reactions do not change a boundary species; its course is the drive
     assert back.concentrations[:, b].std(axis=0).min() > 0.1
+    assert back.summary["n_boundary"] == int(b.sum()) == 7 and back.summary["kinetics"] == "michaelis_menten"
+    assert back.summary["sbml_dropped"]["outside the connected subgraph"] == 58
 
 
 def test_model_with_true_parameters_is_the_simulator(ecoli_small):

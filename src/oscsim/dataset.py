@@ -123,7 +123,18 @@ def summarize(p: SimulationParams, net: Network, c: np.ndarray) -> dict:
         "n_unidentifiable": len(unident),
         "unidentifiable": unident,
         "substrate_powers": sorted({int(s) for s in net.substrate_edges[:, 2]}),
+        # real networks only (a regime's summary stays what it was)
+        **({"kinetics": net.kinetics} if net.log_km is not None else {}),
+        **({"n_boundary": int(net.boundary_mask.sum()), "driven": bool(p.drive)} if net.boundary is not None else {}),
+        **({"sbml_dropped": sbml_dropped(p)} if p.network == "sbml" else {}),
     }
+
+
+def sbml_dropped(p: SimulationParams) -> dict:
+    """What reading the SBML file of `p` dropped, reason -> number of reactions."""
+    from .sbml import topology
+
+    return dict(topology(p).dropped)
 
 
 def dataset_dir(p: SimulationParams, root: str | os.PathLike) -> Path:

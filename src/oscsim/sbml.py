@@ -187,9 +187,14 @@ def sbml_params(sim: Mapping[str, Any]) -> tuple[SimulationParams, Topology]:
     return SimulationParams.from_mapping({**rest, **fixed}), top
 
 
+def topology(p: SimulationParams) -> Topology:
+    """The topology an SBML regime's file holds (read once per process)."""
+    return _read_cached(p.path, file_digest(p.path), p.max_reactions)
+
+
 def sbml_network(p: SimulationParams) -> Network:
     """The seeded network of an SBML regime (`network.topology_network` on the file's topology)."""
-    top = _read_cached(p.path, file_digest(p.path), p.max_reactions)
+    top = topology(p)
     return topology_network(list(top.reactants), list(top.products), np.asarray(top.boundary), p,
                             top.species, top.reactions)
 
