@@ -82,7 +82,7 @@ S_KEYS = ["stoichiometry_R2", "stoichiometry_exact", "stoichiometry_exact_identi
           "rate_constants_R2_identifiable", "n_outliers_identifiable", "MLP_sub_exponent_1", "heldout_rollout_horizon",
           "training_time_min", "iterations_per_second"]
 # Observed data on rank_50 (SPEC §9): level -> (overrides, target on the median identifiable R2 or None, seeds).
-SEEDS_OBSERVED = [1, 2]  # the issue asks 5; CPU time here allowed 2
+SEEDS_OBSERVED = [1, 2, 3, 4, 5]  # the issue asks 5
 EXPORT = "rank50_export"  # the rank_50 trajectory in the CSV layout, under the plan's root
 OBSERVED: dict[str, tuple[list[str], float | None, list[int]]] = {
     "import_exact": (["simulation=observed", "simulation.delta_t=0.1"], 0.995, [1]),
@@ -305,8 +305,8 @@ def plan_jobs(plan: str, root: Path, regimes: list[str]) -> list[tuple[Path, lis
         net, default = job[0].parent.name, job[0].name.startswith("default")
         if job[0].exists() and not (job[0] / "metrics.json").exists():
             return 4
-        if net == "rank50_observed":  # seed 1 of every level, then the other seeds
-            return 0 if job[0].name.endswith("_seed1") else 1
+        if net == "rank50_observed":  # seed 1 of every level, then seed 2 of every level, ...
+            return int(job[0].name.rsplit("_seed", 1)[1]) - 1
         if net in ("rank20_net42", "rank70_net42") or job[0].name.startswith("s_"):
             return 0 if default else 1
         return 0 if net == "rank50_net42" and default else 1 if net == "mixed_net42" else 3 if net == "rank50_net42" else 2
