@@ -283,7 +283,7 @@ def test_km_given_recovers_vmax(compose_config, tmp_path):
 
 @pytest.mark.parametrize("overrides, message", [
     (["model=learned_form", "export_sbml=x.xml"], "export_sbml=x.xml: only a model with a closed-form rate law"),
-    (["window=5"], "window / recurrent_training: training rollouts do not follow driven boundary species"),
+    (["recurrent_training=true", "time_step=4"], "recurrent_training: its rollouts do not follow driven boundary species"),
     (["optimizer=lbfgs", "recurrent_training=true", "time_step=4", "simulation.drive=false"],
      "optimizer=lbfgs: one model fitting exact dc/dt only"),
     (["optimizer=newton"], "optimizer=newton: must be adam or lbfgs"),
@@ -343,3 +343,21 @@ def test_export_keeps_a_catalyst_on_both_sides(tmp_path):
     assert net.S[:, 0].tolist() == [-1, 1, 0]
     top = read_sbml(str(export_network(tmp_path / "cat.xml", net, np.ones((2, 3)), 0.1)))
     assert top.reactants == ({0: 1, 2: 1},) and top.products == ({1: 1, 2: 1},)
+
+
+def test_observed_windows_follow_the_drive(ecoli_small):
+    # Rolled with the true kinetics from observed states, windows reproduce the simulator's trajectory exactly
+    # only if the driven boundary species follow their observations: without, they would stay at the start.
+    from oscsim import losses as L
+    from oscsim.models.base import Output
+
+    net, c = ecoli_small.network, torch.as_tensor(ecoli_small.concentrations, dtype=torch.float64)
+    f = Kinetics(net, dtype=torch.float64)
+    step = lambda x, q=None: Output(f(x), torch.zeros_like(x), None)  # noqa: E731
+    forced = torch.as_tensor(np.flatnonzero(net.boundary_mask))
+    starts = torch.tensor([0, 37, 120])
+    target = c[starts[None] + torch.arange(1, 6)[:, None]]  # (window 5, B, n)
+    states, _ = L.roll_windows(step, c[starts], 5, 1, ecoli_small.params.delta_t, None, forced, target[..., forced])
+    assert torch.allclose(states, target, rtol=1e-5, atol=1e-6)  # float32 data against a float64 rollout
+    free, _ = L.roll_windows(step, c[starts], 5, 1, ecoli_small.params.delta_t)
+    assert (free - target).abs().max() > 100 * (states - target).abs().max()

@@ -118,10 +118,10 @@ def check_training_data(cfg: DictConfig) -> None:
     """Training on what is only observed (noisy or strided concentrations, a user's data set) needs rollout
     windows: raise ConfigError (one line) when the config would fit an exact dc/dt that is not there."""
     o = observation_params(cfg)
-    rollouts = int(cfg.get("window") or 0) > 0 or (bool(cfg.get("recurrent_training")) and int(cfg.get("time_step", 1)) > 1)
-    if rollouts and cfg.simulation.get("network") == "sbml" and cfg.simulation.get("drive", True):
-        raise ConfigError("window / recurrent_training: training rollouts do not follow driven boundary species yet; "
-                          "on simulation.network=sbml fit the exact dc/dt (window=0, recurrent_training=false)")
+    recurrent = bool(cfg.get("recurrent_training")) and int(cfg.get("time_step", 1)) > 1
+    if recurrent and cfg.simulation.get("network") == "sbml" and cfg.simulation.get("drive", True):
+        raise ConfigError("recurrent_training: its rollouts do not follow driven boundary species; on "
+                          "simulation.network=sbml fit the exact dc/dt (window=0) or rollout windows (loss=observed)")
     if int(cfg.get("window") or 0) == 0 and (o.derivative_free or is_user_data(cfg.simulation)):
         why = (f"simulation.noise={o.noise}, simulation.stride={o.stride}" if o.derivative_free
                else "a user's data set (simulation.path)")

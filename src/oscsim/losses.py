@@ -61,17 +61,25 @@ def mass_conservation_penalty(sto: torch.Tensor, rxn: torch.Tensor, n_reactions:
 
 
 # Observed data (SPEC §9): no dc/dt, so the model is rolled forward from observed states and matched there.
-def roll_windows(step, c0: torch.Tensor, window: int, substeps: int, dt: float, queries: torch.Tensor | None = None):
+def roll_windows(step, c0: torch.Tensor, window: int, substeps: int, dt: float, queries: torch.Tensor | None = None,
+                 forced: torch.Tensor | None = None, course: torch.Tensor | None = None):
     """Roll `step` (the model: c -> output with .dcdt) forward from c0 (B, n_met) with the simulator's clamped
     Euler step, `substeps` steps of dt per observation interval, for `window` intervals. Returns the states at
     each observation, (window, B, n_met), and the first step's output (the regularisers read it; `queries`
-    go into that step only)."""
+    go into that step only). `forced` (n_b,) indexes driven boundary species, which follow `course`
+    (window, B, n_b), their observed values at the window's observations, linearly in between, from c0's."""
     c, states, first = c0, [], None
-    for _ in range(window):
-        for _ in range(substeps):
+    prev = None if forced is None else c0[..., forced]
+    for j in range(window):
+        for s in range(substeps):
             out = step(c, queries if first is None else None)
             first = out if first is None else first
             c = (c + dt * out.dcdt).clamp_min(0.0)
+            if forced is not None:  # out of place: c is in the autograd graph
+                w = (s + 1) / substeps
+                c = c.index_copy(-1, forced, (1 - w) * prev + w * course[j])
+        if forced is not None:
+            prev = course[j]
         states.append(c)
     return torch.stack(states), first
 

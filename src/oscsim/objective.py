@@ -23,13 +23,14 @@ class Objective(nn.Module):
     """`forward(c, target, settings)` -> {"prediction": ..., regulariser: coefficient * penalty, "k_prior": ...}.
 
     mode `derivative`: c (B, n) frames, target their exact dc/dt; `recurrent`: target the frames `time_step`
-    later; `window`: c (B, n) observed window starts, target (H, B, n) the observations the loss matches."""
+    later; `window`: c (B, n) observed window starts, target (window, B, n) the window's observations (the loss
+    matches those at `offsets`; driven boundary species follow all of them)."""
 
     def __init__(self, model: nn.Module, mode: str, terms: list[str], queries: torch.Tensor | None, *,
                  delta_t: float = 0.0, time_step: int = 1, substeps: int = 1, dt: float = 0.0, interval: float = 0.0,
                  window: int = 0, offsets: torch.Tensor | None = None, err_scale: torch.Tensor | None = None,
                  log_k_range: tuple[float, float] = (0.0, 0.0), n_reactions: int = 0,
-                 step: Callable | None = None):
+                 step: Callable | None = None, forced: torch.Tensor | None = None):
         super().__init__()
         self.model, self.mode, self.terms = model, mode, list(terms)
         # the call that advances the model (a torch.compile'd wrapper sharing its parameters, or the model):
@@ -38,6 +39,7 @@ class Objective(nn.Module):
         self.register_buffer("queries", queries)
         self.register_buffer("offsets", offsets)
         self.register_buffer("err_scale", err_scale)
+        self.register_buffer("forced", forced)  # window mode: driven boundary species follow the observations
         self.delta_t, self.time_step, self.substeps, self.dt = delta_t, time_step, substeps, dt
         self.interval, self.window = interval, window
         self.log_k_range, self.n_reactions = log_k_range, n_reactions
@@ -45,9 +47,11 @@ class Objective(nn.Module):
     def forward(self, c: torch.Tensor, target: torch.Tensor, settings: dict) -> dict[str, torch.Tensor]:
         model = self.model
         if self.mode == "window":  # rollouts from observed states, matched at the observations of the window
-            states, out = L.roll_windows(self.step, c, self.window, self.substeps, self.dt, self.queries)
+            course = None if self.forced is None else target[..., self.forced]
+            states, out = L.roll_windows(self.step, c, self.window, self.substeps, self.dt, self.queries,
+                                         self.forced, course)
             err = self.err_scale
-            pred = L.window_loss(states[self.offsets - 1] * err, target * err, self.interval)
+            pred = L.window_loss(states[self.offsets - 1] * err, target[self.offsets - 1] * err, self.interval)
         elif self.mode == "recurrent":  # roll forward; the regularisers see the last step's outputs
             for _ in range(self.time_step):
                 out = self.step(c, self.queries)

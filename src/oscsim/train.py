@@ -102,6 +102,7 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
         if match > window:
             raise ConfigError(f"match_every={match}: must be <= window ({window})")
         offsets = torch.arange(match, window + 1, match, device=device)
+        steps_ahead = torch.arange(1, window + 1, device=device)  # the window's observations (the loss picks offsets)
         xnorm = 1.5 * float(np.std(obs.c))
         objective_data = dict(mode="window", window=window, substeps=obs.substeps, dt=obs.dt, interval=obs.interval * match,
                               offsets=offsets, err_scale=torch.as_tensor(error_weights(obs.c, str(cfg.error_scale)),
@@ -114,6 +115,8 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
         xnorm = 1.5 * float(np.std(ds.concentrations))
         objective_data = dict(mode="recurrent" if recurrent else "derivative", delta_t=p.delta_t, time_step=time_step)
 
+    boundary = np.flatnonzero(ds.network.boundary_mask) if ds.params.drive else np.array([], dtype=np.int64)
+    forced = torch.as_tensor(boundary, device=device) if window and len(boundary) else None  # driven species
     # ---- models and optimiser -------------------------------------------------------------------------
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     models = []
@@ -135,7 +138,7 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
         log.info("compile=true: a batch of models runs vmapped, not compiled")
     objectives = [Objective(m, terms=terms_on, queries=queries.to(device) if use_queries else None,
                             log_k_range=(p.log_k_min, p.log_k_max), n_reactions=ds.network.n_reactions,
-                            step=torch.compile(m) if compiled else None, **objective_data) for m in models]
+                            step=torch.compile(m) if compiled else None, forced=forced, **objective_data) for m in models]
     cosine = cfg.get("lr_schedule", "constant") == "cosine"
     if lbfgs:  # one step size for all (the line search sets it); the learning rates are Adam's
         optimizer = torch.optim.LBFGS([q for g in groups[0] for q in g["params"]], lr=1.0, max_iter=20,
@@ -208,9 +211,9 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
         draws = torch.stack([torch.randint(0, n_draw, (int(cfg.batch_size),), generator=g) for g in frames_rngs]).to(device)
         if lbfgs:
             draws = torch.arange(n_draw, device=device)[None]
-        if window:  # (M, B) window starts; targets (M, H, B, n): the observations the loss matches
+        if window:  # (M, B) window starts; targets (M, window, B, n): the window's observations
             t = train_starts_t[draws]
-            c, target = starts_c[t], obs_c[t[:, None] + offsets[None, :, None]]
+            c, target = starts_c[t], obs_c[t[:, None] + steps_ahead[None, :, None]]
         else:
             c, target = conc[draws], conc[draws + time_step] if recurrent else dcdt[draws]
 
@@ -274,7 +277,7 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
         final_loss = float(total_pred[m]) / p.n_metabolites  # the lab's meaning: summed over iterations / n_met
         results.append(_finish(cfgs[m], out_dirs[m], model, ds, histories[m], status[m], errors[m], final_loss,
                                iterations_done, train_seconds, ips, writers[m] if writers else None,
-                               (obs, held_starts, heldout_window) if window else None, learned_S, n_models))
+                               (obs, held_starts, heldout_window, 256, forced) if window else None, learned_S, n_models))
     return results
 
 
@@ -344,9 +347,11 @@ def _finish(cfg: DictConfig, out_dir: Path, model: torch.nn.Module, ds, history:
 
 
 @torch.no_grad()
-def heldout_loss(model: torch.nn.Module, obs: Observation, starts: np.ndarray, window: int, chunk: int = 256) -> float:
+def heldout_loss(model: torch.nn.Module, obs: Observation, starts: np.ndarray, window: int, chunk: int = 256,
+                 forced: torch.Tensor | None = None) -> float:
     """The window loss per window (no regulariser), averaged over the held-out windows of the observed series,
-    in float64: a score that needs no true k (a sweep objective on a user's data; lower is better)."""
+    in float64: a score that needs no true k (a sweep objective on a user's data; lower is better). `forced`:
+    driven boundary species, which follow the observations."""
     if len(starts) == 0:
         return float("nan")
     p = next(model.parameters())
@@ -356,8 +361,10 @@ def heldout_loss(model: torch.nn.Module, obs: Observation, starts: np.ndarray, w
     total = 0.0
     for i in range(0, len(starts), chunk):
         t = torch.as_tensor(starts[i : i + chunk], device=p.device)
-        states, _ = L.roll_windows(model, c[t], window, obs.substeps, obs.dt)
-        total += float(L.window_loss(states, c[t[None] + offsets[:, None]], obs.interval))
+        target = c[t[None] + offsets[:, None]]
+        states, _ = L.roll_windows(model, c[t], window, obs.substeps, obs.dt, None, forced,
+                                   None if forced is None else target[..., forced])
+        total += float(L.window_loss(states, target, obs.interval))
     model.to(torch.float32)
     return total / len(starts)
 

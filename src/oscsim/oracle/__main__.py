@@ -29,7 +29,7 @@ def run(cfg: DictConfig) -> dict:
     ds = dataset_for(cfg)
     p = ds.params
     if not ds.derivatives_observed:
-        if not ds.has_truth or not p.homeostasis_lambda:
+        if not ds.has_truth or (p.user_data and not p.homeostasis_lambda):
             raise ConfigError(f"simulation.path={cfg.simulation.path}: the oracle scores against the truth; the data "
                               "set needs log_k, metabolite_type, homeostasis_lambda and homeostasis_baseline")
         o = ds.observation
