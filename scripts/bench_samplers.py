@@ -167,7 +167,8 @@ def figure(curves: dict[str, list[list[float]]], path: Path, title: str, milesto
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for sampler, runs in curves.items():
-        a = np.array(runs, dtype=float)
+        n = min(len(r) for r in runs)  # a study resumed past its budget may hold a few more trials
+        a = np.array([r[:n] for r in runs], dtype=float)
         a[~np.isfinite(a)] = np.nan
         x = np.arange(1, a.shape[1] + 1)
         mean, std = np.nanmean(a, 0), np.nanstd(a, 0)
