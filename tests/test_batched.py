@@ -197,3 +197,40 @@ def test_batched_sweep_trains_a_batch_in_one_job_with_the_same_results(tmp_path)
     for i in (1, 2, 3, 4):
         m = json.loads((run_dir / f"iter_{i}" / "metrics.json").read_text())
         assert m["models_in_batch"] == 4 and m["rate_constants_R2"] == pytest.approx(values["batched"][i - 1][1])
+
+
+@pytest.mark.parametrize("variant", [[], ["model=faithful", "loss=default"]])
+def test_vectorised_rollouts_are_each_models_own(tmp_path, compose_config, variant):
+    # the rollouts a GPU batch computes at once are each model's own rollout, up to rounding
+    from oscsim.evaluate import _rollout_inputs, rollout, rollouts
+    from oscsim.models import build_model
+    from oscsim.simulate import dataset_for
+
+    cfg = compose_config("simulation=tiny", *variant)
+    ds = dataset_for(cfg)
+    models = []
+    for seed in (1, 2, 3):
+        torch.manual_seed(seed)
+        models.append(build_model(ds.network, dict(cfg.model), (-2.0, -1.0)))
+    together = rollouts(models, ds, 300)
+    inputs, n = _rollout_inputs(ds, 300, torch.float64, torch.device("cpu"))
+    for model, preds in zip(models, together):
+        for name, _, c0, forced in inputs:
+            alone = rollout(model.to(torch.float64), c0, n, ds.params.delta_t, True, 1, forced)
+            model.to(torch.float32)
+            assert preds[name].shape == alone.shape == (n + 1, ds.network.n_metabolites)
+            np.testing.assert_allclose(preds[name], alone, rtol=1e-9, atol=1e-9)
+    assert not np.allclose(together[0][""], together[1][""])  # three different models, three rollouts
+
+
+def test_a_gpu_batch_scores_with_vectorised_rollouts(tmp_path, cfg_for, monkeypatch):
+    # the batched path as it runs on a GPU (vectorised rollouts), here on the CPU: the same metrics as one at a time
+    cfgs = [cfg_for("data_augmentation_loop=40", f"seed={s}") for s in (1, 2)]
+    plain = T.train_many(cfgs, [tmp_path / "a1", tmp_path / "a2"])
+    calls, real = [], T.rollouts
+    monkeypatch.setattr(T, "rollouts", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(T, "_VECTORISED_ROLLOUTS_ON", ("cpu", "cuda"))
+    vec = T.train_many(cfgs, [tmp_path / "b1", tmp_path / "b2"])
+    assert calls == [1]
+    for a, b in zip(plain, vec):
+        same_run(a, b, tol=1e-9, keys=COMPARED + ("heldout_test_R2", "rollout_horizon"))

@@ -67,47 +67,101 @@ def rate_constant_scores(model: RateModel, ds: Dataset) -> tuple[dict, np.ndarra
     return m, corrected
 
 
+def _roll(step, c: torch.Tensor, n_steps: int, dt: float, clamp: bool, substeps: int,
+          forced: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    """States (n_steps + 1, *c.shape) of the Euler rollout of `step` (c -> dc/dt) from c (leading axis: the
+    members rolled together); stops early once every member has a non-finite value (the rest stays NaN)."""
+    out = torch.full((n_steps + 1, *c.shape), float("nan"), dtype=c.dtype, device=c.device)
+    out[0] = c
+    for t in range(n_steps):
+        for s in range(substeps):
+            c = euler_step(c, step(c), dt / substeps, clamp)
+            if forced is not None:
+                w = (s + 1) / substeps
+                c[..., forced[0]] = (1 - w) * forced[1][t] + w * forced[1][t + 1]
+        out[t + 1] = c
+        if t % 100 == 0 and not torch.isfinite(c).reshape(c.shape[0], -1).all(dim=1).any():
+            break
+    return out
+
+
 @torch.no_grad()
 def rollout(model: RateModel, c0: torch.Tensor, n_steps: int, dt: float, clamp: bool, substeps: int = 1,
             forced: tuple[torch.Tensor, torch.Tensor] | None = None) -> np.ndarray:
     """Roll the learned dynamics forward with the simulator's Euler step (`substeps` steps of dt / substeps per
     frame); stops early once non-finite. `forced` = (index, values (n_steps + 1, n_b)): driven boundary species
     follow their observed course (linear between frames), as in the simulator."""
-    out = torch.full((n_steps + 1, c0.shape[-1]), float("nan"), dtype=c0.dtype, device=c0.device)
-    c = c0.unsqueeze(0)
-    out[0] = c0
-    for t in range(n_steps):
-        for s in range(substeps):
-            c = euler_step(c, model(c).dcdt, dt / substeps, clamp)
-            if forced is not None:
-                w = (s + 1) / substeps
-                c[0, forced[0]] = (1 - w) * forced[1][t] + w * forced[1][t + 1]
-        out[t + 1] = c[0]
-        if t % 100 == 0 and not torch.isfinite(c).all():
-            break
-    return out.cpu().numpy()
+    return _roll(lambda c: model(c).dcdt, c0.unsqueeze(0), n_steps, dt, clamp, substeps, forced)[:, 0].cpu().numpy()
+
+
+class _Derivative(torch.nn.Module):
+    """model(c).dcdt as a module (vmap returns tensors, not the model's Output)."""
+
+    def __init__(self, model: RateModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        return self.model(c).dcdt
+
+
+def _rollout_inputs(ds: Dataset, rollout_frames: int, dtype: torch.dtype, device: torch.device):
+    """(name, trajectory, c0, forced) of the test rollouts: from frame 0 of the training trajectory (the lab's
+    test_R2) and of the held-out one; and the number of steps."""
+    n_steps = min(rollout_frames, ds.params.n_frames - 2)
+    idx = np.flatnonzero(ds.network.boundary_mask)
+    out = []
+    for name, traj in (("", ds.concentrations), ("heldout_", ds.heldout)):
+        if traj is None:
+            continue
+        forced = (torch.as_tensor(idx, device=device),
+                  torch.as_tensor(traj[: n_steps + 1][:, idx], dtype=dtype, device=device)) if len(idx) else None
+        out.append((name, traj, torch.as_tensor(traj[0], dtype=dtype, device=device), forced))
+    return out, n_steps
+
+
+@torch.no_grad()
+def rollouts(models: list[RateModel], ds: Dataset, rollout_frames: int = 2000, clamp: bool = True,
+             dtype: torch.dtype = torch.float64) -> list[dict[str, np.ndarray]]:
+    """The test rollouts of many models of one structure at once, one vmapped step for all (what `evaluate`
+    computes one model at a time; on a GPU, hundreds of models' rollouts cost about what one does). Each
+    model's rollout is its own (the models are independent), equal to `rollout`'s up to rounding."""
+    from .models.stacked import Stacked
+
+    device = next(models[0].parameters()).device
+    for m in models:
+        m.eval().to(dtype)
+    stacked = Stacked([_Derivative(m) for m in models])
+    inputs, n_steps = _rollout_inputs(ds, rollout_frames, dtype, device)
+    sub = ds.observation.frame_substeps if ds.observation is not None else 1
+    preds: list[dict[str, np.ndarray]] = [{} for _ in models]
+    for name, _, c0, forced in inputs:
+        c = c0.expand(len(models), 1, -1).clone()  # (M, 1, n): each model its own batch of one state
+        out = _roll(stacked, c, n_steps, ds.params.delta_t, clamp, sub, forced).cpu().numpy()
+        for i in range(len(models)):
+            preds[i][name] = out[:, i, 0]
+    for m in models:
+        m.to(torch.float32)
+    return preds
 
 
 @torch.no_grad()
 def evaluate(model: RateModel, ds: Dataset, rollout_frames: int = 2000, clamp: bool = True,
-             dtype: torch.dtype = torch.float64) -> Evaluation:
+             dtype: torch.dtype = torch.float64, preds: dict[str, np.ndarray] | None = None) -> Evaluation:
+    """Every metric of `model`; `preds`: its test rollouts when already computed (`rollouts`, many models at once)."""
     model = model.eval()
     device = next(model.parameters()).device
     m, corrected = rate_constant_scores(model, ds)
     outliers = np.abs(corrected - ds.network.log_k) > M.OUTLIER_THRESHOLD
 
     # Rollouts from frame 0 of the training trajectory (the lab's test_R2) and of the held-out one.
-    n_steps = min(rollout_frames, ds.params.n_frames - 2)
+    inputs, n_steps = _rollout_inputs(ds, rollout_frames, dtype, device)
+    sub = ds.observation.frame_substeps if ds.observation is not None else 1
+    preds = dict(preds) if preds is not None else {}
     r_model = model.to(dtype)
-    preds = {}
-    for name, traj in (("", ds.concentrations), ("heldout_", ds.heldout)):
-        if traj is None:
-            continue
-        c0 = torch.as_tensor(traj[0], dtype=dtype, device=device)
-        sub = ds.observation.frame_substeps if ds.observation is not None else 1
-        idx = torch.as_tensor(np.flatnonzero(ds.network.boundary_mask), device=device)
-        forced = (idx, torch.as_tensor(traj[: n_steps + 1][:, idx.cpu().numpy()], dtype=dtype, device=device)) if len(idx) else None
-        preds[name] = rollout(r_model, c0, n_steps, ds.params.delta_t, clamp, sub, forced)
+    for name, traj, c0, forced in inputs:
+        if name not in preds:
+            preds[name] = rollout(r_model, c0, n_steps, ds.params.delta_t, clamp, sub, forced)
         m.update({name + k: v for k, v in M.rollout_metrics(traj[: n_steps + 1], preds[name]).items()})
     model.to(torch.float32)
     true, pred = ds.concentrations[: n_steps + 1], preds[""]
