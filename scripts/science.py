@@ -190,8 +190,21 @@ def result_config(cfg) -> dict:
     return out
 
 
-def run_one(run_dir: Path, overrides: list[str]) -> dict:
-    """Train unless run_dir holds a finished run of the same configuration; return its metrics."""
+def run_one(run_dir: Path, overrides: list[str]) -> dict | None:
+    """Train unless run_dir holds a finished run of the same configuration; return its metrics. A run another
+    pass is training (its lock held) is left to that pass, so several passes can share one plan."""
+    import fcntl
+
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(run_dir.with_suffix(".lock"), "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return read_run(run_dir)
+        return _run_one(run_dir, overrides)
+
+
+def _run_one(run_dir: Path, overrides: list[str]) -> dict | None:
     from omegaconf import OmegaConf
 
     mfile = run_dir / "metrics.json"
