@@ -78,3 +78,10 @@ def test_every_sweep_config_shares_the_common_block(compose_config, sweep):
     assert OmegaConf.to_container(cfg.hydra.sweep) == {"dir": "multirun/${hydra.sweeper.study_name}",
                                                        "subdir": "iter_${sweep_trial.iter}"}
     assert cfg.hydra.sweep.dir == f"multirun/{cfg.hydra.sweeper.study_name}"
+
+
+def test_sweep_ucb_guided_sets_the_measured_tree_options(compose_config):
+    cfg = compose_config("sweep=ucb_guided", hydra=True)
+    sw = cfg.hydra.sweeper
+    assert (sw.sampler, sw.ucb_guide, sw.ucb_first_batch) == ("ucb_tree", "gp", "cover")
+    assert list(sw.first_batch_params) == ["lr_k", "lr_node", "lr_sub"] and sw.study_name.endswith("_ucb_guided")
