@@ -330,10 +330,14 @@ def test_simulate_command_reads_a_users_sbml_file(tmp_path):
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and line in r.stderr, r.stderr[-2000:]
 
 
-def test_mass_action_on_a_real_topology():
+def test_mass_action_on_a_real_topology_and_an_undriven_one():
     ds = simulate(ecoli(max_reactions=20, n_frames=100, kinetics="mass_action"))
     assert ds.network.log_km is None and ds.network.kinetics == "mass_action"
     assert np.isfinite(ds.concentrations).all() and ds.summary["activity_rank"] >= 2
+    held = simulate(ecoli(max_reactions=20, n_frames=100, drive=False))
+    b = held.network.boundary_mask
+    assert b.sum() > 0 and np.all(held.concentrations[:, b] == held.concentrations[0, b])  # held at c0
+    assert np.array_equal(held.network.log_km, simulate(ecoli(max_reactions=20, n_frames=100)).network.log_km)
 
 
 def test_export_keeps_a_catalyst_on_both_sides(tmp_path):
