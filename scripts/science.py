@@ -260,12 +260,12 @@ def rescore(run_dir: Path) -> None:
     (run_dir / "metrics.json").write_text(json.dumps(m, indent=2, default=lambda v: v.item()))
 
 
-def ceiling(network: str) -> dict:
-    """The oracle on the network's dataset (cached in oracle.json beside it)."""
+def ceiling(overrides: list[str]) -> dict:
+    """The oracle on the dataset these overrides compose to (for Michaelis-Menten data: Vmax with Km known)."""
     from oscsim.oracle.estimate import exact_rollout_scores, oracle
     from oscsim.simulate import dataset_for
 
-    cfg = compose(NETWORKS[network])
+    cfg = compose(overrides)
     cfg.data_dir = str(ROOT / cfg.data_dir)
     ds = dataset_for(cfg)
     p = ds.params
@@ -337,27 +337,13 @@ def real_overrides(seed: int) -> list[str]:
     return ["simulation=e_coli_core", f"simulation.seed={seed}", f"seed={seed}"]
 
 
-def real_ceiling(seed: int) -> dict:
-    """The oracle on E. coli core with network seed `seed`: Vmax by least squares with Km known."""
-    from oscsim.oracle.estimate import oracle
-    from oscsim.simulate import dataset_for
-
-    cfg = compose(real_overrides(seed))
-    cfg.data_dir = str(ROOT / cfg.data_dir)
-    ds = dataset_for(cfg)
-    p = ds.params
-    m = oracle(ds.network, ds.concentrations, ds.dcdt, (p.log_k_min, p.log_k_max))
-    m["activity_rank"] = ds.summary["activity_rank"]
-    return m
-
-
 def real_section(root: Path) -> list[str]:
     """E. coli core with Michaelis-Menten kinetics: each arm's median ± std over network seeds, and the ceilings."""
     net_dir = root / "ecoli_core"
     if not net_dir.exists():
         return []
     seeds = sorted({s for _, _, ss in REAL.values() for s in ss})
-    ceilings = {s: real_ceiling(s) for s in seeds}
+    ceilings = {s: ceiling(real_overrides(s)) for s in seeds}
     ranks = [c["activity_rank"] for c in ceilings.values()]
     lines = ["## Real networks (SPEC §11): E. coli core, Michaelis-Menten kinetics, driven boundary species", "",
              "`simulation=e_coli_core`: COBRApy's E. coli core, 72 species (20 extracellular ones driven), 70 reactions "
@@ -652,7 +638,7 @@ def main() -> None:
         for mfile in tqdm(sorted(root.glob("*/*_seed[0-9]/metrics.json")), desc="rescore"):
             if not args.rescore or mfile.parent.parent.name in args.rescore:
                 rescore(mfile.parent)
-    ceilings = {n: ceiling(n) for n in NETWORKS if (root / n).exists()}
+    ceilings = {n: ceiling(NETWORKS[n]) for n in NETWORKS if (root / n).exists()}
     page = ["# Results", "",
             "Written by `python scripts/science.py` (`make science`: every plan; `make ablation`: the ablation "
             "only) from the runs under `multirun/science/`. Every metric is computed by `oscsim.evaluate` on what "

@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from .dynamics import Kinetics, activity_rank, drive_signal, initial_concentrati
 from .files import atomic_write as _atomic_write
 from .files import locked as _locked
 from .files import write_json as _write_json
+from .identifiability import michaelis_menten_identifiability
 from .network import Network, build_network, unidentifiable_reactions
 from .observation import Observation, observe
 from .params import ObservationParams, SimulationParams
@@ -47,6 +48,7 @@ class Dataset:
     path: Path | None = None
     generated: bool = False  # True when this call simulated it (False: read from the cache)
     observation: Observation | None = None  # what training sees (noisy, strided); set by `observed`
+    _mm_identifiable: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def has_truth(self) -> bool:
@@ -61,6 +63,13 @@ class Dataset:
     @property
     def S(self) -> np.ndarray:
         return self.network.S
+
+    def michaelis_menten_identifiable(self) -> tuple[np.ndarray, np.ndarray]:
+        """(Vmax, Km) identifiable together on the training trajectory (`identifiability`), computed once: the
+        metrics read it at every evaluation during training, the figures after."""
+        if self._mm_identifiable is None:
+            self._mm_identifiable = michaelis_menten_identifiability(self.network, self.concentrations)
+        return self._mm_identifiable
 
 
 def build(p: SimulationParams) -> Network:
@@ -186,7 +195,8 @@ def load(d: Path) -> Dataset:
         n_metabolites=p.n_metabolites, n_reactions=p.n_reactions, substrate_edges=a["substrate_edges"],
         signed_edges=a["signed_edges"], metabolite_type=a["metabolite_type"], log_k=a["log_k"],
         homeostasis_lambda=a["homeostasis_lambda"], homeostasis_baseline=a["homeostasis_baseline"],
-        log_km=a.get("log_km"), boundary=a.get("boundary"), boundary_products=a.get("boundary_products"), species=tuple(a["species"].tolist()) if "species" in a else (),
+        log_km=a.get("log_km"), boundary=a.get("boundary"), boundary_products=a.get("boundary_products"),
+        species=tuple(a["species"].tolist()) if "species" in a else (),
         reactions=tuple(a["reactions"].tolist()) if "reactions" in a else (),
     )
     return Dataset(p, net, a["concentrations"], a["dcdt"], summary, a["heldout_concentrations"], d)

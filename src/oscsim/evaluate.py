@@ -10,7 +10,6 @@ from . import metrics as M
 from .dataset import Dataset
 from .dynamics import euler_step
 from .models import RateModel
-from .identifiability import michaelis_menten_identifiability
 from .network import unidentifiable_reactions
 
 NODE_SWEEP = np.linspace(0.0, 40.0, 50)  # the lab's MLP_node concentration sweep
@@ -25,7 +24,6 @@ class Evaluation:
     rollout_true: np.ndarray
     rollout_pred: np.ndarray
     curves: dict = field(default_factory=dict)
-    vmax_with_km: np.ndarray | None = None  # Michaelis-Menten data: Vmax identifiable together with Km
 
 
 @torch.no_grad()
@@ -58,7 +56,7 @@ def rate_constant_scores(model: RateModel, ds: Dataset) -> tuple[dict, np.ndarra
         edges = ds.network.signed_edges
         m.update(M.stoichiometry_metrics(model.coefficients().detach().cpu().numpy(), edges[:, 2], ident[edges[:, 1]]))
     if ds.network.log_km is not None and ds.has_truth:  # Michaelis-Menten data: Vmax with Km, and Km itself
-        vmax_ok, km_ok = michaelis_menten_identifiability(ds.network, ds.concentrations)
+        vmax_ok, km_ok = ds.michaelis_menten_identifiable()
         m["n_Vmax_identifiable_with_Km"], m["n_Km_identifiable"] = int(vmax_ok.sum()), int(km_ok.sum())
         m["Vmax_R2_identifiable_with_Km"] = M.linear_fit_r2(ds.network.log_k[vmax_ok], corrected[vmax_ok])[0]
         log_km = getattr(model, "log_km", None)
@@ -166,13 +164,10 @@ def evaluate(model: RateModel, ds: Dataset, rollout_frames: int = 2000, clamp: b
     model.to(torch.float32)
     true, pred = ds.concentrations[: n_steps + 1], preds[""]
     curves = {}
-    vmax_with_km = None
     if getattr(model, "log_km", None) is not None:
         curves["log_km"] = model.log_km.detach().cpu().numpy()
         if getattr(model, "km_learned", False):
             curves["km_learned"] = True
-    if ds.network.log_km is not None and ds.has_truth:
-        vmax_with_km = michaelis_menten_identifiability(ds.network, ds.concentrations)[0]
     if isinstance(getattr(model, "sto", None), torch.nn.Parameter):
         curves["sto"], curves["S_learned"] = model.coefficients().detach().cpu().numpy(), model.stoichiometry().detach().cpu().numpy()
     if "heldout_" in preds:
@@ -210,4 +205,4 @@ def evaluate(model: RateModel, ds: Dataset, rollout_frames: int = 2000, clamp: b
     labels = M.dbscan(emb, DBSCAN_EPS, DBSCAN_MIN)
     m["embedding_cluster_acc"], m["embedding_n_clusters"] = M.cluster_accuracy(types, labels)
     curves["embedding"], curves["embedding_labels"] = emb, labels
-    return Evaluation(m, corrected, outliers, true, pred, curves, vmax_with_km)
+    return Evaluation(m, corrected, outliers, true, pred, curves)

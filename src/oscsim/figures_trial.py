@@ -42,8 +42,8 @@ def trial_figures(ev: Evaluation, ds: Dataset, history: dict, out: Path) -> list
         unident = np.zeros(len(true), bool)
         unident[m["unidentifiable"]] = True
         weak = np.zeros(len(true), bool)  # Michaelis-Menten with Km learned: Vmax not identifiable together with Km
-        if "log_km" in cv and getattr(ev, "vmax_with_km", None) is not None and "km_learned" in cv:
-            weak = ~ev.vmax_with_km & ~unident
+        if cv.get("km_learned") and ds.network.log_km is not None:
+            weak = ~ds.michaelis_menten_identifiable()[0] & ~unident
         for mask, style in ((~ev.outliers & ~unident & ~weak, dict(s=8, label="identifiable")),
                             (ev.outliers & ~unident & ~weak, dict(s=12, color="red", label="identifiable, outlier")),
                             (weak, dict(s=12, marker="x", color="0.6", label="Vmax not identifiable with Km learned")),
@@ -124,10 +124,8 @@ def _sub_figure(m: dict, cv: dict, alpha: float, out: Path) -> Path:
 
 def _km_figure(m: dict, learned: np.ndarray, ds: Dataset, out: Path) -> Path:
     """Learned against true log10 Km per substrate edge, identifiable edges (SPEC §11) marked."""
-    from .identifiability import michaelis_menten_identifiability
-
     true = ds.network.log_km
-    _, ok = michaelis_menten_identifiability(ds.network, ds.concentrations)
+    _, ok = ds.michaelis_menten_identifiable()
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.scatter(true[ok], learned[ok], s=10, label=f"identifiable ({int(ok.sum())})")
     ax.scatter(true[~ok], learned[~ok], s=10, marker="x", color="0.6", label=f"not identifiable ({int((~ok).sum())})")

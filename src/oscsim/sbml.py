@@ -188,8 +188,9 @@ def sbml_params(sim: Mapping[str, Any]) -> tuple[SimulationParams, Topology]:
 
 
 def topology(p: SimulationParams) -> Topology:
-    """The topology an SBML regime's file holds (read once per process)."""
-    return _read_cached(p.path, file_digest(p.path), p.max_reactions)
+    """The topology an SBML regime's file holds (read once per process; `p.source` ends in the file's digest,
+    taken when the settings were made, so the file is not hashed again)."""
+    return _read_cached(p.path, p.source.rsplit("#", 1)[1], p.max_reactions)
 
 
 def sbml_network(p: SimulationParams) -> Network:

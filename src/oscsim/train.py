@@ -146,13 +146,11 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
     if lbfgs:  # one step size for all (the line search sets it); the learning rates are Adam's
         optimizer = torch.optim.LBFGS([q for g in groups[0] for q in g["params"]], lr=1.0, max_iter=20,
                                       history_size=50, line_search_fn="strong_wolfe")
-        scheduler, step_settings = None, settings[0]
-
-        def loss_terms(c: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-            return {k: v[None] for k, v in objectives[0](c[0], target[0], step_settings).items()}
+        scheduler = None
     elif n_models == 1:
         optimizer = torch.optim.Adam(groups[0], fused=True) if device.type in ("cpu", "cuda") else torch.optim.Adam(groups[0])
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, n_total)) if cosine else None
+    if n_models == 1:
         step_settings = settings[0]
 
         def loss_terms(c: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -211,9 +209,10 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
         if learned_S and ramp > 0:
             for m in models:
                 m.exponent_mix.fill_(min(1.0, (it + 1) / ramp))
-        draws = torch.stack([torch.randint(0, n_draw, (int(cfg.batch_size),), generator=g) for g in frames_rngs]).to(device)
-        if lbfgs:
+        if lbfgs:  # every frame
             draws = torch.arange(n_draw, device=device)[None]
+        else:
+            draws = torch.stack([torch.randint(0, n_draw, (int(cfg.batch_size),), generator=g) for g in frames_rngs]).to(device)
         if window:  # (M, B) window starts; targets (M, window, B, n): the window's observations
             t = train_starts_t[draws]
             c, target = starts_c[t], obs_c[t[:, None] + steps_ahead[None, :, None]]
@@ -340,7 +339,7 @@ def _finish(cfg: DictConfig, out_dir: Path, model: torch.nn.Module, ds, history:
 
         f = Path(str(cfg.export_sbml))
         export_network(f if f.is_absolute() else out_dir / f, ds.network, ds.concentrations, p.delta_t,
-                       getattr(p, "drive", True), log_k=model.log_k.detach().cpu().double().numpy(),
+                       p.drive, log_k=model.log_k.detach().cpu().double().numpy(),
                        log_km=model.log_km.detach().cpu().double().numpy(), name=f"{p.name}_learned")
     if cfg.plots and ev is not None:
         from .figures_trial import trial_figures

@@ -64,10 +64,6 @@ class MichaelisMentenModel(RateModel):
         sat_ref = self.c_ref / (torch.pow(10.0, self.log_km) + self.c_ref)
         return self.log_r - (self.sub_pow * torch.log10(sat_ref)) @ self.incidence
 
-    @property
-    def log_k_param(self) -> torch.Tensor:  # what a k penalty reads: the same Vmax
-        return self.log_k
-
     def rates(self, c: torch.Tensor) -> torch.Tensor:
         """v (B, n_reactions) for states c (B, n_met)."""
         ce = c[:, self.sub_met]
