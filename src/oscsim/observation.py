@@ -60,6 +60,16 @@ def error_weights(obs: np.ndarray, kind: str) -> np.ndarray:
     return overall / np.maximum(level, 1e-3 * overall)
 
 
+def derivative_error_weights(dcdt: np.ndarray) -> np.ndarray:
+    """Per-metabolite weights of a dc/dt error (`error_scale=relative` fitting exact derivatives): the mean spread
+    (std over frames) of every metabolite's dc/dt over its own, so each error counts in units of what that
+    metabolite's derivative does: a nearly flat metabolite whose small terms identify a k is not drowned by
+    fast ones (floored at 1e-3 of the mean spread)."""
+    spread = np.asarray(dcdt, np.float64).std(0)
+    overall = float(spread.mean())
+    return overall / np.maximum(spread, 1e-3 * overall)
+
+
 def smooth(obs: np.ndarray, half_width: int) -> np.ndarray:
     """Savitzky-Golay smoothing (quadratic, 2 * half_width + 1 observations) of each metabolite's series,
     clipped at zero; half_width 0 returns the series unchanged. Used for window start states only: the
