@@ -278,25 +278,3 @@ def test_user_data_set_trains_from_the_command_line_with_and_without_the_truth(t
                         "simulation.delta_t=0.1", "loss=observed", *QUICK[1:]], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.strip() == f"error: simulation.path={tmp_path / 'nope'}: no such file or directory"
 
-
-def test_learned_start_states_are_closer_to_the_truth_than_the_noisy_observations(compose_config, tmp_path):
-    """start_state=learned (errors in variables): each window start is estimated with the model, from its own
-    observation and the window after it. At 10 % noise the estimated starts are nearer the noise-free states
-    than the observations they started from; batched training refuses the option in one line."""
-    quick = [*QUICK, "loss=observed", "simulation.noise=0.1", "window=4", "start_state=learned", "lr_start=0.02"]
-    cfg = compose_config(*quick, "data_augmentation_loop=200")
-    T.train(cfg, tmp_path / "run")
-    from oscsim.simulate import dataset_for
-
-    ds = dataset_for(cfg)
-    truth, obs = ds.concentrations.astype(np.float64), ds.observation.c.astype(np.float64)
-    est = np.load(tmp_path / "run" / "states_learned.npy").astype(np.float64)
-    assert est.shape == obs.shape
-    moved = np.abs(est - obs).max(axis=1) > 0  # the starts training drew
-    assert moved.mean() > 0.5
-    err_obs = np.sqrt(np.mean(((obs - truth) / truth.mean(0))[moved] ** 2))
-    err_est = np.sqrt(np.mean(((est - truth) / truth.mean(0))[moved] ** 2))
-    assert err_est < 0.95 * err_obs, (err_est, err_obs)  # measured 0.276 against 0.307
-    with pytest.raises(ConfigError, match=r"^start_state=learned: one model at a time \(batched=false\)$"):
-        T.train_many([compose_config(*quick, "seed=1"), compose_config(*quick, "seed=2")],
-                     [tmp_path / "a", tmp_path / "b"])

@@ -63,8 +63,6 @@ TRAINING_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "match_every": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
     "error_scale": (lambda v: v in ("absolute", "relative"), "absolute or relative"),
     "start_smoothing": (lambda v: isinstance(v, int) and 0 <= v <= 100, "an integer in [0, 100]"),
-    "start_state": (lambda v: v in ("observed", "learned"), "observed or learned"),
-    "lr_start": _POSITIVE,
     "heldout_fraction": (lambda v: 0 <= v <= 0.5, "in [0, 0.5]"),
     "heldout_window": (lambda v: isinstance(v, int) and 1 <= v <= 1000, "an integer in [1, 1000]"),
     "batched": (lambda v: isinstance(v, bool), "true or false"),

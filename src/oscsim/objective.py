@@ -30,7 +30,7 @@ class Objective(nn.Module):
                  delta_t: float = 0.0, time_step: int = 1, substeps: int = 1, dt: float = 0.0, interval: float = 0.0,
                  window: int = 0, offsets: torch.Tensor | None = None, err_scale: torch.Tensor | None = None,
                  log_k_range: tuple[float, float] = (0.0, 0.0), n_reactions: int = 0,
-                 step: Callable | None = None, forced: torch.Tensor | None = None, fit_start: bool = False):
+                 step: Callable | None = None, forced: torch.Tensor | None = None):
         super().__init__()
         self.model, self.mode, self.terms = model, mode, list(terms)
         # the call that advances the model (a torch.compile'd wrapper sharing its parameters, or the model):
@@ -42,33 +42,27 @@ class Objective(nn.Module):
         self.register_buffer("forced", forced)  # window mode: driven boundary species follow the observations
         self.delta_t, self.time_step, self.substeps, self.dt = delta_t, time_step, substeps, dt
         self.interval, self.window = interval, window
-        self.fit_start = fit_start  # window mode: c is an estimated start state; target[0] its own observation
         self.log_k_range, self.n_reactions = log_k_range, n_reactions
 
     def forward(self, c: torch.Tensor, target: torch.Tensor, settings: dict) -> dict[str, torch.Tensor]:
         model = self.model
         if self.mode == "window":  # rollouts from observed states, matched at the observations of the window
-            if self.fit_start:
-                start_obs, target = target[0], target[1:]
             course = None if self.forced is None else target[..., self.forced]
             states, out = L.roll_windows(self.step, c, self.window, self.substeps, self.dt, self.queries,
                                          self.forced, course)
             err = self.err_scale
             pred = L.window_loss(states[self.offsets - 1] * err, target[self.offsets - 1] * err, self.interval)
-            if self.fit_start:  # the start's own observation, weighted as the window's first one
-                pred = pred + ((c - start_obs) * err).norm(dim=-1).sum() / (self.interval * len(self.offsets))
         elif self.mode == "recurrent":  # roll forward; the regularisers see the last step's outputs
             for _ in range(self.time_step):
                 out = self.step(c, self.queries)
                 c = c + self.delta_t * out.dcdt
             span = self.delta_t * self.time_step
-            pred = L.prediction_loss(c / span, target / span)
+            err = 1.0 if self.err_scale is None else self.err_scale
+            pred = L.prediction_loss(c * err / span, target * err / span)
         else:
             out = self.step(c, self.queries)
-            if self.err_scale is None:
-                pred = L.prediction_loss(out.dcdt, target)
-            else:  # each metabolite's error in units of its level: small ones are not drowned by large ones
-                pred = L.prediction_loss(out.dcdt * self.err_scale, target * self.err_scale)
+            err = 1.0 if self.err_scale is None else self.err_scale  # relative: small metabolites count too
+            pred = L.prediction_loss(out.dcdt * err, target * err)
         terms = {"prediction": pred}
         sto = model.coefficients() if any(n in S_TERMS for n in self.terms) else None  # once for the S terms
         penalties: dict[str, Callable[[], torch.Tensor]] = {

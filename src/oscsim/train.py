@@ -105,19 +105,11 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
         if match > window:
             raise ConfigError(f"match_every={match}: must be <= window ({window})")
         offsets = torch.arange(match, window + 1, match, device=device)
-        # Errors in variables: with `start_state=learned` each start is a parameter, the observed (smoothed) state
-        # times exp(delta), delta learned (from 0) by the windows that start there and by the start's own
-        # observation, so a noisy start is not taken as the truth the dynamics must continue from.
-        learn_starts = str(cfg.get("start_state", "observed")) == "learned"
-        if learn_starts and n_models > 1:
-            raise ConfigError("start_state=learned: one model at a time (batched=false)")
-        # the window's observations (the loss picks offsets); with learned starts also the start's own
-        steps_ahead = torch.arange(0 if learn_starts else 1, window + 1, device=device)
+        steps_ahead = torch.arange(1, window + 1, device=device)  # the window's observations (the loss picks offsets)
         xnorm = 1.5 * float(np.std(obs.c))
         objective_data = dict(mode="window", window=window, substeps=obs.substeps, dt=obs.dt, interval=obs.interval * match,
                               offsets=offsets, err_scale=torch.as_tensor(error_weights(obs.c, str(cfg.error_scale)),
-                                                                         dtype=obs_c.dtype, device=device),
-                              fit_start=learn_starts)
+                                                                         dtype=obs_c.dtype, device=device))
         n_draw = len(train_starts)
     else:
         conc = torch.as_tensor(ds.concentrations, device=device)
@@ -125,9 +117,9 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
         n_draw = p.n_frames - 4 - time_step  # frames drawn from [0, n_draw), as the lab draws them
         xnorm = 1.5 * float(np.std(ds.concentrations))
         objective_data = dict(mode="recurrent" if recurrent else "derivative", delta_t=p.delta_t, time_step=time_step)
-        if str(cfg.error_scale) == "relative" and not recurrent:
-            objective_data["err_scale"] = torch.as_tensor(derivative_error_weights(ds.dcdt), dtype=conc.dtype, device=device)
-        learn_starts = False
+        if str(cfg.error_scale) == "relative":  # each metabolite's dc/dt error in units of its dc/dt's spread
+            rates = np.diff(ds.concentrations, axis=0) / p.delta_t if recurrent else ds.dcdt
+            objective_data["err_scale"] = torch.as_tensor(derivative_error_weights(rates), dtype=conc.dtype, device=device)
 
     boundary = np.flatnonzero(ds.network.boundary_mask) if ds.params.drive else np.array([], dtype=np.int64)
     forced = torch.as_tensor(boundary, device=device) if window and len(boundary) else None  # driven species
@@ -174,12 +166,6 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
 
         def loss_terms(c: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
             return stacked(c, target, step_settings)
-
-    start_delta, start_optimizer = None, None
-    if learn_starts:  # sparse: a step moves only the starts drawn (Adam's moments of the others stay put)
-        start_delta = torch.nn.Embedding(len(obs.c), p.n_metabolites, sparse=True, device=device)
-        torch.nn.init.zeros_(start_delta.weight)
-        start_optimizer = torch.optim.SparseAdam(start_delta.parameters(), lr=float(cfg.lr_start))
 
     writers = []
     if cfg.tensorboard:
@@ -233,8 +219,6 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
         if window:  # (M, B) window starts; targets (M, window, B, n): the window's observations
             t = train_starts_t[draws]
             c, target = starts_c[t], obs_c[t[:, None] + steps_ahead[None, :, None]]
-            if start_delta is not None:
-                c = c * torch.exp(start_delta(t))
         else:
             c, target = conc[draws], conc[draws + time_step] if recurrent else dcdt[draws]
 
@@ -243,8 +227,6 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
             terms = loss_terms(c, target)
             loss = sum(v.sum() for v in terms.values())
             optimizer.zero_grad()
-            if start_optimizer is not None:
-                start_optimizer.zero_grad()
             loss.backward()
             return loss
 
@@ -252,8 +234,6 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
         loss = optimizer.step(closure) if lbfgs else closure()
         if not lbfgs:
             optimizer.step()
-        if start_optimizer is not None:
-            start_optimizer.step()
         if scheduler is not None:
             scheduler.step()
         elif n_models > 1 and cosine:  # CosineAnnealingLR's closed form, per model; 0 stays 0 for stopped ones
@@ -303,9 +283,6 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
     if n_models > 1 and device.type in _VECTORISED_ROLLOUTS_ON:
         preds = rollouts([member(m) for m in range(n_models)], ds, int(cfg.rollout_frames), bool(cfg.rollout_clamp),
                          getattr(torch, str(cfg.rollout_dtype)))
-    if start_delta is not None:  # the estimated states at every start (the observed ones where none was drawn)
-        states = starts_c * torch.exp(start_delta.weight.detach())
-        np.save(out_dirs[0] / "states_learned.npy", states.cpu().numpy())
     results = []
     for m in range(n_models):
         model = member(m)
