@@ -68,7 +68,9 @@ TARGET_NETWORKS = ("rank50_net42", "rank50_net1", "rank50_net2", "rank50_net3", 
 # `--regimes` names a simulation entry; its runs live under the network key.
 REGIME_NETWORKS = {"oscillatory_rank_20": "rank20_net42", "oscillatory_rank_50": "rank50_net42",
                    "oscillatory_rank_70": "rank70_net42"}
-REGIME_ARMS = {"default": [1, 2, 3, 4, 5], "faithful": [1, 2, 3]}
+REGIME_ARMS = {"default": [1, 2, 3, 4, 5], "relative": [1, 2, 3, 4, 5], "faithful": [1, 2, 3]}
+# `relative`: the default with each metabolite's dc/dt error in units of its own spread (rank_70 needs it)
+REGIME_OVERRIDES = {"default": [], "relative": ["error_scale=relative"], "faithful": ABLATION["faithful"][0]}
 # Learning S (SPEC §8), on rank_50: arm -> (overrides, what it is, seeds).
 S_RECOVERY: dict[str, tuple[list[str], str, list[int]]] = {
     "s_learned": (["model.stoichiometry=learned", "loss=s_learned"],
@@ -299,7 +301,7 @@ def plan_jobs(plan: str, root: Path, regimes: list[str]) -> list[tuple[Path, lis
         for regime in regimes:
             net = REGIME_NETWORKS[regime]
             for arm, seeds in REGIME_ARMS.items():
-                ov = [] if arm == "default" else ABLATION[arm][0]
+                ov = REGIME_OVERRIDES[arm]
                 jobs += [(root / net / f"{arm}_seed{s}", [*NETWORKS[net], *ov, f"seed={s}"]) for s in seeds]
     if plan in ("s_recovery", "all"):
         for arm, (ov, _, seeds) in S_RECOVERY.items():
