@@ -6,7 +6,7 @@ Plans (`--plan`):
   oracle's structured least-squares estimate, computed here).
 - `ablation`: the lab's model, then each model entry one change at a time, then the default (3 seeds each).
 - `regimes`: the lab's regimes named by `--regimes` (SPEC §7), each with its ceiling, the default model (5
-  seeds) and the lab's model (3 seeds): one table per regime.
+  seeds), the default with `error_scale=relative` (5 seeds) and the lab's model (3 seeds): one table per regime.
 - `s_recovery`: learning S as well as k on rank_50 (SPEC §8): the default model with
   `model.stoichiometry=learned` (5 seeds), the lab's model with the lab's S-recovery settings (3 seeds), and the
   S-given default trained the same way for the wall-time comparison.
