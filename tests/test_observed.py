@@ -277,4 +277,3 @@ def test_user_data_set_trains_from_the_command_line_with_and_without_the_truth(t
     r = subprocess.run([sys.executable, "-m", "oscsim.train", "simulation=observed", f"simulation.path={tmp_path / 'nope'}",
                         "simulation.delta_t=0.1", "loss=observed", *QUICK[1:]], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.strip() == f"error: simulation.path={tmp_path / 'nope'}: no such file or directory"
-

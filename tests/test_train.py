@@ -63,9 +63,9 @@ def test_non_finite_loss_is_recorded_as_failed(tmp_path, monkeypatch, cfg_for):
     calls = {"n": 0}
     real = L.prediction_loss
 
-    def poisoned(pred, true):
+    def poisoned(pred, true, scale=None):
         calls["n"] += 1
-        out = real(pred, true)
+        out = real(pred, true, scale)
         return out * float("nan") if calls["n"] > 20 else out
 
     monkeypatch.setattr(L, "prediction_loss", poisoned)

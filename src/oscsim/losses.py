@@ -5,9 +5,11 @@ import torch
 from torch.nn import functional as F
 
 
-def prediction_loss(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
-    """Sum over the batch of the L2 norm (not squared) of the derivative error across metabolites."""
-    return (pred - true).norm(dim=-1).sum()
+def prediction_loss(pred: torch.Tensor, true: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """Sum over the batch of the L2 norm (not squared) of the derivative error across metabolites, each
+    metabolite's error times its `scale` when given (error_scale=relative)."""
+    err = pred - true
+    return (err if scale is None else err * scale).norm(dim=-1).sum()
 
 
 def monotonicity_queries(xnorm: float, n: int = 100) -> tuple[torch.Tensor, float]:

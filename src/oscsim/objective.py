@@ -57,12 +57,10 @@ class Objective(nn.Module):
                 out = self.step(c, self.queries)
                 c = c + self.delta_t * out.dcdt
             span = self.delta_t * self.time_step
-            err = 1.0 if self.err_scale is None else self.err_scale
-            pred = L.prediction_loss(c * err / span, target * err / span)
+            pred = L.prediction_loss(c / span, target / span, self.err_scale)
         else:
             out = self.step(c, self.queries)
-            err = 1.0 if self.err_scale is None else self.err_scale  # relative: small metabolites count too
-            pred = L.prediction_loss(out.dcdt * err, target * err)
+            pred = L.prediction_loss(out.dcdt, target, self.err_scale)  # relative: small metabolites count too
         terms = {"prediction": pred}
         sto = model.coefficients() if any(n in S_TERMS for n in self.terms) else None  # once for the S terms
         penalties: dict[str, Callable[[], torch.Tensor]] = {

@@ -55,9 +55,7 @@ def error_weights(obs: np.ndarray, kind: str) -> np.ndarray:
     almost always zero); the overall factor keeps the loss at the size the regularisers were set against."""
     if kind == "absolute":
         return np.ones(obs.shape[1])
-    level = np.asarray(obs, np.float64).mean(0)
-    overall = float(level.mean())
-    return overall / np.maximum(level, 1e-3 * overall)
+    return _in_own_units(np.asarray(obs, np.float64).mean(0))
 
 
 def derivative_error_weights(dcdt: np.ndarray) -> np.ndarray:
@@ -65,9 +63,14 @@ def derivative_error_weights(dcdt: np.ndarray) -> np.ndarray:
     (std over frames) of every metabolite's dc/dt over its own, so each error counts in units of what that
     metabolite's derivative does: a nearly flat metabolite whose small terms identify a k is not drowned by
     fast ones (floored at 1e-3 of the mean spread)."""
-    spread = np.asarray(dcdt, np.float64).std(0)
-    overall = float(spread.mean())
-    return overall / np.maximum(spread, 1e-3 * overall)
+    return _in_own_units(np.asarray(dcdt, np.float64).std(0))
+
+
+def _in_own_units(size: np.ndarray) -> np.ndarray:
+    """mean(size) / size per metabolite, size floored at 1e-3 of the mean: each error in units of its own size,
+    the overall factor keeping the loss at the size the regularisers were set against."""
+    overall = float(size.mean())
+    return overall / np.maximum(size, 1e-3 * overall)
 
 
 def smooth(obs: np.ndarray, half_width: int) -> np.ndarray:
