@@ -89,8 +89,8 @@ EXPORT = "rank50_export"  # the rank_50 trajectory in the CSV layout, under the 
 OBSERVED: dict[str, tuple[list[str], float | None, list[int]]] = {
     "import_exact": (["simulation=observed", "simulation.delta_t=0.1"], 0.995, [1]),
     "noise1": (["simulation.noise=0.01"], 0.99, SEEDS_OBSERVED),
-    "noise3": (["simulation.noise=0.03"], 0.95, SEEDS_OBSERVED),
-    # at 10 % noise a noisy start state biases every window (errors in variables): smooth the starts (11 points)
+    # from 3 % noise a noisy start state biases every window (errors in variables): smooth the starts (11 points)
+    "noise3": (["simulation.noise=0.03", "start_smoothing=5"], 0.95, SEEDS_OBSERVED),
     "noise10": (["simulation.noise=0.1", "start_smoothing=5"], 0.80, SEEDS_OBSERVED),
     # window=2 at stride 5: the same 10 frames (1 time unit) as window 10 at stride 1, 10 model steps per window
     "stride5": (["simulation.stride=5", "window=2"], None, [1]),

@@ -56,11 +56,12 @@ def test_relative_error_weights_put_every_metabolite_in_units_of_its_own_level(t
 
 
 def test_relative_derivative_errors_count_in_units_of_each_metabolites_spread():
-    """error_scale=relative on exact dc/dt: weights are the mean spread over each metabolite's own (floored at
-    1e-3 of the mean), and the prediction loss is the norm of the weighted error, by hand."""
-    d = np.array([[0.0, 0.0, 0.0, 5.0], [2.0, 4.0, 8.0, 5.0]])  # spreads 1, 2, 4, 0
+    """error_scale=relative on exact dc/dt: weights are the mean spread over each metabolite's own, never below 1
+    (fast metabolites keep their errors as measured) and at most 100 (a flat one), and the prediction loss is
+    the norm of the weighted error, by hand."""
+    d = np.array([[0.0, 0.0, 0.0, 0.0, 5.0], [0.5, 2.0, 4.0, 30.0, 5.0]])  # spreads 0.25, 1, 2, 15, 0: mean 3.65
     w = derivative_error_weights(d)
-    assert w == pytest.approx([7 / 4, 7 / 8, 7 / 16, 1000.0])
+    assert w == pytest.approx([3.65 / 0.25, 3.65, 3.65 / 2, 1.0, 100.0])
     from oscsim.objective import Objective
 
     model = lambda c, q=None: SimpleNamespace(dcdt=c, node=c, sub_queries=None)  # noqa: E731  dc/dt = c
