@@ -69,7 +69,7 @@ TARGET_NETWORKS = ("rank50_net42", "rank50_net1", "rank50_net2", "rank50_net3", 
 REGIME_NETWORKS = {"oscillatory_rank_20": "rank20_net42", "oscillatory_rank_50": "rank50_net42",
                    "oscillatory_rank_70": "rank70_net42"}
 REGIME_ARMS = {"default": [1, 2, 3, 4, 5], "relative": [1, 2, 3, 4, 5], "faithful": [1, 2, 3]}
-# `relative`: the default with each metabolite's dc/dt error in units of its own spread (rank_70 needs it)
+# `relative`: the default with small metabolites' dc/dt errors in their own units (weights 1..100; rank_70 needs it)
 REGIME_OVERRIDES = {"default": [], "relative": ["error_scale=relative"], "faithful": ABLATION["faithful"][0]}
 # Learning S (SPEC §8), on rank_50: arm -> (overrides, what it is, seeds).
 S_RECOVERY: dict[str, tuple[list[str], str, list[int]]] = {
