@@ -40,6 +40,9 @@ def test_alpha_correction_on_crafted_network():
     edges2 = np.array([(0, 0, 1), (1, 0, 2), (2, 1, 2)])
     out2 = M.alpha_corrected_log_k(np.array([-1.0, -1.0, -1.0]), edges2, {1: 0.5, 2: 0.01})
     assert np.allclose(out2, [-1 + np.log10(0.5) - 2, -1 - 2, -1 + np.log10(0.5)])
+    # learned S: each edge corrected by its message's own scale at the exponent learned (here 0.3 and 1.2)
+    out3 = M.corrected_by_edge(np.array([-1.0, -1.0, -1.0]), np.array([0, 0, 1]), np.array([-0.3, -1.2, -1.0]), -1.0)
+    assert np.allclose(out3, [-1 - 1.5, -2, -2])
 
 
 def test_rollout_metrics_and_horizon():

@@ -234,6 +234,27 @@ def test_learned_S_parameterisations(sto_param, sto_gauge):
     assert torch.allclose(model.substrate_powers(), torch.ones(len(net.substrate_edges)))
 
 
+@pytest.mark.parametrize("exponent", ["power", "input"])
+def test_edge_alphas_are_the_messages_at_the_learned_exponents(exponent):
+    # what the metrics undo for learned S: |msg(1, |s_e|)| at the exponent each edge uses, not the true one
+    net = build_network(regime("tiny"))
+    torch.manual_seed(4)
+    model = ReactionModel(net, softplus="per_edge", gate="origin", node_init="default", stoichiometry="learned",
+                          exponent=exponent, hidden_dim_sub=16, log_k_range=(-2.0, -1.0))
+    with torch.no_grad():
+        model.sto.copy_(torch.linspace(0.3, 2.5, len(model.sto)))
+        powers = model.substrate_powers()
+        got = model.edge_alphas()
+        for e, p in enumerate(powers.tolist()):  # one edge at a time, through the forward's own message
+            if exponent == "power":
+                want = model.substrate(torch.ones(1), 1.0).abs() ** p
+            else:
+                h = model.sub(torch.tensor([[1.0, p], [0.0, p]])).squeeze(-1)
+                want = (F.softplus(h[0]) - F.softplus(h[1])).abs()
+            assert float(got[e]) == pytest.approx(float(want), rel=1e-5)
+    assert len(set(np.round(got.numpy(), 6))) > 3  # the exponents differ, and so do the scales
+
+
 def test_exponent_ramp_reaches_the_coefficients_by_the_end(tmp_path, compose_config):
     # S_exponent_ramp: exponents go from 1 to |s| during training; the saved model uses |s| exactly
     cfg = compose_config("simulation=tiny", "model.stoichiometry=learned", "model.exponent=power", "loss=s_recovery",

@@ -43,7 +43,12 @@ def rate_constant_scores(model: RateModel, ds: Dataset) -> tuple[dict, np.ndarra
     edges = ds.network.substrate_edges
     alphas = {s: alpha_of(model, s) for s in {1, *(int(p) for p in edges[:, 2])}}
     alpha = alphas[1]
-    corrected = M.alpha_corrected_log_k(model.log_k.detach().cpu().numpy(), edges, alphas)
+    if getattr(model, "learned_S", False):  # the scale each edge's message has at the exponent the model learned
+        edge_log_alpha = torch.log10(model.edge_alphas().clamp_min(1e-30)).cpu().numpy()
+        corrected = M.corrected_by_edge(model.log_k.detach().cpu().numpy(), edges[:, 1], edge_log_alpha,
+                                        np.log10(max(alphas[1], 1e-30)))
+    else:
+        corrected = M.alpha_corrected_log_k(model.log_k.detach().cpu().numpy(), edges, alphas)
     unident = unidentifiable_reactions(ds.network.substrate_edges, ds.network.n_reactions)
     ident = np.ones(ds.network.n_reactions, bool)
     ident[unident] = False

@@ -22,12 +22,19 @@ def alpha_corrected_log_k(log_k: np.ndarray, substrate_edges: np.ndarray, alpha:
     power (alpha_s = |msg(1, s)|). With |s| = 1 only (rank_50) this is the lab's log_k_j + n_sub_j log10(alpha);
     for |s| = 2 edges the message's own scale at c = 1 is used, since MLP_sub(c, 2) has a scale of its own. A
     reaction without edges is shifted by log10(alpha_1), as the lab's code does (`n_sub_per_rxn.clamp_(min=1)`)."""
-    out = np.array(log_k, dtype=float)
     edges = np.asarray(substrate_edges).reshape(-1, 3)
     log_alpha = {int(s): np.log10(max(abs(a), 1e-30)) for s, a in alpha.items()}
-    np.add.at(out, edges[:, 1], [log_alpha[int(s)] for s in edges[:, 2]])
-    edgeless = np.bincount(edges[:, 1], minlength=len(out)) == 0
-    out[edgeless] += log_alpha[1]
+    return corrected_by_edge(log_k, edges[:, 1], np.array([log_alpha[int(s)] for s in edges[:, 2]]), log_alpha[1])
+
+
+def corrected_by_edge(log_k: np.ndarray, edge_reaction: np.ndarray, edge_log_alpha: np.ndarray,
+                      edgeless_log_alpha: float) -> np.ndarray:
+    """log_k_j + the sum of log10 |msg(1, |s_e|)| over j's substrate edges e (a reaction without edges:
+    + edgeless_log_alpha). With learned S each edge's message is taken at the exponent the model learned."""
+    out = np.array(log_k, dtype=float)
+    edge_reaction = np.asarray(edge_reaction, dtype=np.int64)
+    np.add.at(out, edge_reaction, np.asarray(edge_log_alpha, dtype=float))
+    out[np.bincount(edge_reaction, minlength=len(out)) == 0] += edgeless_log_alpha
     return out
 
 

@@ -30,6 +30,7 @@ from .models.stacked import Stacked, StackedAdam, group_lrs
 from .objective import PER_MODEL_SETTINGS, Objective, active_terms
 from .observation import Observation, derivative_error_weights, error_weights, smooth, window_starts
 from .params import ConfigError
+from .sign_flips import flip_signs
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +192,10 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
     WARMUP = 20  # first iterations (and torch.compile's tracing) are left out of iterations_per_second
     t_warm = t0
     ramp = float(cfg.get("S_exponent_ramp") or 0.0) * n_total  # learned S: iterations until exponent = |s|
+    flip_every = int(cfg.get("S_flip_every") or 0)  # learned S: sign-flip moves judged on every training frame
+    if flip_every and not (learned_S and n_models == 1 and objective_data["mode"] == "derivative" and not lbfgs):
+        raise ConfigError(f"S_flip_every={flip_every}: needs model.stoichiometry=learned fitting exact dc/dt, one "
+                          "model at a time (window=0, recurrent_training=false, batched=false, optimizer=adam)")
 
     def member(m: int) -> torch.nn.Module:
         """Model m with its current parameters (a batch's are written back from the stacked ones)."""
@@ -239,6 +244,9 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
         elif n_models > 1 and cosine:  # CosineAnnealingLR's closed form, per model; 0 stays 0 for stopped ones
             optimizer.scale = running * 0.5 * (1 + math.cos(math.pi * (it + 1) / max(1, n_total)))
         total_pred += terms["prediction"].detach() * running
+        if flip_every and (it + 1) % flip_every == 0:
+            flipped = flip_signs(models[0], optimizer, conc[:n_draw], dcdt[:n_draw], objective_data.get("err_scale"))
+            histories[0].setdefault("sign_flips", []).append([it + 1, len(flipped)])
 
         if it % log_every == 0 or it == n_total - 1:
             values = {name: v.detach().cpu().tolist() for name, v in terms.items()}

@@ -191,10 +191,26 @@ class ReactionModel(RateModel):
         learned = self.exponent_mix * learned + (1.0 - self.exponent_mix)
         return torch.where(self.sub_to_sto >= 0, learned, self.sub_pow.to(learned.dtype))
 
+    def edge_alphas(self) -> torch.Tensor:
+        """|msg(1, |s_e|)| of every substrate edge at the exponent the forward uses (learned S: the learned one):
+        the scale MLP_sub puts on each edge at c = 1, which the metrics undo."""
+        powers = (self.substrate_powers() if self.learned_S else self.sub_pow).to(self.sub_pow.dtype)
+        if self.exponent == "power":
+            one = torch.ones(1, 2, dtype=powers.dtype, device=powers.device)
+            return self._messages(one).abs() ** powers
+        x = torch.stack([torch.ones_like(powers), powers], -1)
+        return self._messages(x, powers, torch.arange(len(powers), device=powers.device)).abs()
+
     def forward(self, c: torch.Tensor, sub_queries: torch.Tensor | None = None) -> Output:
+        S_T = self.stoichiometry().T.to(c.dtype) if self.learned_S else self.S_T.to(c.dtype)
+        v, queried = self.rates(c, sub_queries)
+        node = self.homeostasis(c)
+        return Output(v @ S_T + node, node, queried)
+
+    def rates(self, c: torch.Tensor, sub_queries: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, n_rxn) reaction rates v at concentrations c, and MLP_sub at the regularisers' query points."""
         batch = c.shape[0]
         n_q = 0 if sub_queries is None else len(sub_queries)
-        S_T = self.stoichiometry().T.to(c.dtype) if self.learned_S else self.S_T.to(c.dtype)
         anchors = None
         if self.exponent == "power":  # msg(c, |s|) = msg(c, 1)^|s|: one MLP_sub row per substrate metabolite
             x = torch.stack([c[:, self.met_u], torch.ones_like(c[:, self.met_u])], dim=-1).reshape(-1, 2)
@@ -222,9 +238,7 @@ class ReactionModel(RateModel):
                 if self.aggregation == "mul" else msg @ self.incidence.to(c.dtype)
         if self.softplus == "after_product":
             agg = F.softplus(agg)
-        v = agg * torch.pow(10.0, self.log_k)
-        node = self.homeostasis(c)
-        return Output(v @ S_T + node, node, out[x.shape[0] - n_q:] if sub_queries is not None else None)
+        return agg * torch.pow(10.0, self.log_k), (out[x.shape[0] - n_q:] if sub_queries is not None else None)
 
     def substrate(self, c: torch.Tensor, s: torch.Tensor | float) -> torch.Tensor:
         """The per-edge message the product uses (softplus and gate applied), so alpha and the fitted
