@@ -1,6 +1,5 @@
 """Sign-flip moves for learned S: the exact loss change of reversing each reaction, checked against the loss
 itself, and a model with one reaction learned the wrong way round put right by the training loss alone."""
-import numpy as np
 import pytest
 import torch
 
@@ -8,33 +7,45 @@ from conftest import regime
 from oscsim import losses as L
 from oscsim.models import ReactionModel
 from oscsim.network import build_network
-from oscsim.sign_flips import flip_gains, flip_signs, independent_flips
+from oscsim.sign_flips import choose_moves, edge_deltas, flip_signs, loss_change
 
 
-def test_flip_gains_are_the_loss_change_of_each_reversal():
+def test_edge_and_reaction_flips_change_the_loss_as_computed():
     g = torch.Generator().manual_seed(0)
-    v = torch.rand(7, 4, generator=g, dtype=torch.float64)
-    S = torch.tensor([[-1.0, 0, 2, 0], [1, -1, 0, 0], [0, 1, -1, 1], [0, 0, 0, -1]], dtype=torch.float64)
+    v = torch.rand(7, 3, generator=g, dtype=torch.float64)
+    met, rxn = torch.tensor([0, 1, 1, 2, 2, 3]), torch.tensor([0, 0, 1, 1, 2, 2])
+    sto = torch.tensor([-1.0, 1.0, -2.0, 1.0, 1.0, -1.0], dtype=torch.float64)
     target = torch.randn(7, 4, generator=g, dtype=torch.float64)
     scale = torch.tensor([1.0, 3.0, 0.5, 2.0], dtype=torch.float64)
-    base = L.prediction_loss(v @ S.T, target, scale)
-    gains = flip_gains(v, v @ S.T - target, S, scale)
-    for j in range(4):
-        flipped = S.clone()
-        flipped[:, j] *= -1
-        assert float(gains[j]) == pytest.approx(float(L.prediction_loss(v @ flipped.T, target, scale) - base), rel=1e-9)
+
+    def loss(coef):
+        S = torch.zeros(4, 3, dtype=torch.float64).index_put((met, rxn), coef)
+        return float(L.prediction_loss(v @ S.T, target, scale))
+
+    S = torch.zeros(4, 3, dtype=torch.float64).index_put((met, rxn), sto)
+    err = v @ S.T - target
+    norm2 = ((err * scale) ** 2).sum(1, keepdim=True)
+    per_edge = edge_deltas(v, err, sto, met, rxn, scale)
+    for edges in ([0], [3], [4, 5], [0, 1], [0, 3]):  # one edge, a reaction, two edges on different metabolites
+        flipped = sto.clone()
+        flipped[edges] *= -1
+        got = float(loss_change(norm2, per_edge[:, edges].sum(1, keepdim=True))[0])
+        assert got == pytest.approx(loss(flipped) - loss(sto), rel=1e-9)
 
 
-def test_independent_flips_take_the_best_and_skip_shared_metabolites():
-    S = torch.tensor([[-1.0, 1, 0, 0], [1, 0, 0, 0], [0, -1, 1, 0], [0, 0, -1, 0]])  # reaction 3 has no edges
-    gains = torch.tensor([-2.0, -5.0, -1.0, -9.0])
-    # 1 first (best with edges); 0 shares metabolite 0 with it, 2 shares metabolite 2; 3 moves nothing
-    assert independent_flips(gains, S) == [1]
-    assert independent_flips(torch.tensor([-2.0, 1.0, -1.0, 0.0]), S) == [0, 2]
-    assert independent_flips(torch.tensor([-2.0, 1.0, -1.0, 0.0]), S, tol=1.5) == [0]
+def test_choose_moves_takes_the_best_and_skips_what_overlaps():
+    norm2 = torch.full((1, 1), 100.0, dtype=torch.float64)
+    deltas = torch.tensor([[-30.0, -50.0, -10.0, 5.0]], dtype=torch.float64)
+    none = torch.zeros(4, dtype=torch.float64)
+    mets, rxns = [{0}, {0, 1}, {2}, {3}], [0, 0, 1, 2]
+    # move 1 is best; move 0 shares metabolite 0 and reaction 0 with it; move 3 makes the loss worse
+    assert choose_moves(norm2, deltas, mets, rxns, none) == [1, 2]
+    # a penalty change counts: move 2 now costs more than it gains
+    assert choose_moves(norm2, deltas, mets, rxns, torch.tensor([0.0, 0.0, 1.0, 0.0], dtype=torch.float64)) == [1]
+    assert choose_moves(norm2, deltas, mets, rxns, none, tol=1.0) == [1]  # move 2 gains 0.5 only: below tol
 
 
-def test_a_reaction_learned_backwards_is_flipped_back_and_nothing_else_moves():
+def tiny_model_at_the_truth():
     net = build_network(regime("tiny"))
     torch.manual_seed(3)
     model = ReactionModel(net, softplus="per_edge", gate="origin", node_init="default", stoichiometry="learned",
@@ -45,23 +56,30 @@ def test_a_reaction_learned_backwards_is_flipped_back_and_nothing_else_moves():
     c = torch.rand(64, net.n_metabolites) * 4 + 0.5
     with torch.no_grad():
         target = model(c).dcdt  # the data this model, with the true S, produces
-    rates = model.rates(c)[0].detach().abs().mean(0)
-    j = int(torch.argmax(rates))  # a reaction that matters
-    backwards = model.sto_rxn == j
+    return model, true, c, target
+
+
+@pytest.mark.parametrize("what", ["reaction", "edge"])
+def test_a_sign_learned_wrong_is_flipped_back_and_nothing_else_moves(what):
+    model, true, c, target = tiny_model_at_the_truth()
+    j = int(torch.argmax(model.rates(c)[0].detach().abs().mean(0)))  # a reaction that matters
+    wrong = model.sto_rxn == j
+    if what == "edge":  # only its first edge
+        wrong = wrong & (torch.cumsum(wrong.long(), 0) == 1)
     with torch.no_grad():
-        model.sto[backwards] *= -1
+        model.sto[wrong] *= -1
     optimizer = torch.optim.Adam([model.sto], lr=1e-3)
     model(c).dcdt.pow(2).sum().backward()
     optimizer.step()  # an Adam state to carry along
     with torch.no_grad():
-        model.sto.copy_(torch.where(backwards, -true, true))  # the step moved the coefficients: set them back
+        model.sto.copy_(torch.where(wrong, -true, true))  # the step moved the coefficients: set them back
     moment = optimizer.state[model.sto]["exp_avg"].clone()
-    taken = flip_signs(model, optimizer, c, target, chunk=16)
-    assert taken == [j]
+    moves = flip_signs(model, optimizer, c, target, mass_weight=1.0, chunk=16)
+    assert moves == [torch.nonzero(wrong).flatten().tolist()]
     assert torch.equal(model.sto.detach(), true)
-    assert torch.equal(optimizer.state[model.sto]["exp_avg"][backwards], -moment[backwards])
-    assert torch.equal(optimizer.state[model.sto]["exp_avg"][~backwards], moment[~backwards])
-    assert flip_signs(model, optimizer, c, target) == []  # at the truth no reversal lowers the loss
+    assert torch.equal(optimizer.state[model.sto]["exp_avg"][wrong], -moment[wrong])
+    assert torch.equal(optimizer.state[model.sto]["exp_avg"][~wrong], moment[~wrong])
+    assert flip_signs(model, optimizer, c, target) == []  # at the truth no move lowers the loss
 
 
 @pytest.mark.parametrize("overrides, says", [

@@ -245,7 +245,8 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
             optimizer.scale = running * 0.5 * (1 + math.cos(math.pi * (it + 1) / max(1, n_total)))
         total_pred += terms["prediction"].detach() * running
         if flip_every and (it + 1) % flip_every == 0:
-            flipped = flip_signs(models[0], optimizer, conc[:n_draw], dcdt[:n_draw], objective_data.get("err_scale"))
+            flipped = flip_signs(models[0], optimizer, conc[:n_draw], dcdt[:n_draw], objective_data.get("err_scale"),
+                                 settings[0]["coeff_mass_conservation"] * n_draw / int(cfg.batch_size))
             histories[0].setdefault("sign_flips", []).append([it + 1, len(flipped)])
 
         if it % log_every == 0 or it == n_total - 1:
