@@ -74,7 +74,8 @@ REGIME_OVERRIDES = {"default": [], "relative": ["error_scale=relative"], "faithf
 # Learning S (SPEC §8), on rank_50: arm -> (overrides, what it is, seeds).
 S_RECOVERY: dict[str, tuple[list[str], str, list[int]]] = {
     "s_learned": (["model.stoichiometry=learned", "loss=s_learned"],
-                  "the default model, S learned: power exponents, median gauge, exponent ramp, lr_S 0.005", [1, 2, 3, 4, 5]),
+                  "the default model, S learned: power exponents, median gauge, exponent ramp, lr_S 0.005, "
+                  "sign-flip moves, no L1", [1, 2, 3, 4, 5]),
     "s_faithful": (["model=faithful", "model.stoichiometry=learned", "loss=s_recovery", "lr_k=0.001", "lr_node=0.001",
                     "lr_sub=0.001", "batch_size=8", "data_augmentation_loop=1000", "coeff_MLP_node_L1=1.0",
                     "coeff_MLP_sub_norm=0.0", "coeff_MLP_sub_diff=0.0", "lr_schedule=constant"],
