@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import torch
 
+from . import losses as L
+
 
 @torch.no_grad()
 def edge_deltas(v: torch.Tensor, err: torch.Tensor, sto: torch.Tensor, met: torch.Tensor, rxn: torch.Tensor,
@@ -88,15 +90,14 @@ def flip_signs(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, 
     for i, edges in enumerate(moves):
         member[edges, i] = 1.0
     move_deltas = per_edge @ member
-    # mass conservation: mean over reactions of (sum of the reaction's coefficients)^2
-    sums = torch.zeros(n_rxn, dtype=torch.float64, device=sto.device).index_add_(0, rxn, sto.double())
-    flipped_sum = torch.stack([sums[rxn[edges[0]]] - 2 * sto.double()[edges].sum() for edges in moves])
-    penalty = mass_weight / n_rxn * (flipped_sum ** 2 - sums[[int(rxn[e[0]]) for e in moves]] ** 2)
-    mets = met.tolist()
+    # the mass-conservation penalty with each move's signs flipped, against the penalty now
+    mass = torch.vmap(lambda coef: L.mass_conservation_penalty(coef, rxn, n_rxn))
+    penalty = mass_weight * (mass(sto.double() * (1 - 2 * member.T)) - mass(sto.double()[None])[0])
+    mets, rxns = met.tolist(), rxn.tolist()
     total = float(norm2.sqrt().sum())
     # a change below a millionth of the loss is within float32's resolution of the errors: not a reason to move
     taken = choose_moves(norm2, move_deltas, [{mets[e] for e in edges} for edges in moves],
-                         [int(rxn[edges[0]]) for edges in moves], penalty.to(norm2.device), tol=1e-6 * total)
+                         [rxns[edges[0]] for edges in moves], penalty.to(norm2.device), tol=1e-6 * total)
     flipped = [moves[i] for i in taken]
     if flipped:
         edges = torch.as_tensor(sorted(e for m in flipped for e in m), device=sto.device)
