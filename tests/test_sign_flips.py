@@ -1,5 +1,6 @@
-"""Sign-flip moves for learned S: the exact loss change of reversing each reaction, checked against the loss
-itself, and a model with one reaction learned the wrong way round put right by the training loss alone."""
+"""Discrete moves for learned S: the exact loss change of reversing each reaction and of resetting one, checked
+against the loss itself; a model with one reaction learned the wrong way round, and one with a dead reaction,
+put right by the training loss alone."""
 import pytest
 import torch
 
@@ -7,7 +8,7 @@ from conftest import regime
 from oscsim import losses as L
 from oscsim.models import ReactionModel
 from oscsim.network import build_network
-from oscsim.sign_flips import choose_moves, edge_deltas, flip_signs, loss_change
+from oscsim.sign_flips import choose_moves, edge_deltas, flip_signs, loss_change, reset_deltas
 
 
 def test_edge_and_reaction_flips_change_the_loss_as_computed():
@@ -74,12 +75,84 @@ def test_a_sign_learned_wrong_is_flipped_back_and_nothing_else_moves(what):
     with torch.no_grad():
         model.sto.copy_(torch.where(wrong, -true, true))  # the step moved the coefficients: set them back
     moment = optimizer.state[model.sto]["exp_avg"].clone()
-    moves = flip_signs(model, optimizer, c, target, mass_weight=1.0, chunk=16)
-    assert moves == [torch.nonzero(wrong).flatten().tolist()]
+    flips, resets = flip_signs(model, optimizer, c, target, coeffs={"mass_conservation": 1.0}, chunk=16)
+    assert flips == [torch.nonzero(wrong).flatten().tolist()] and resets == []
     assert torch.equal(model.sto.detach(), true)
     assert torch.equal(optimizer.state[model.sto]["exp_avg"][wrong], -moment[wrong])
     assert torch.equal(optimizer.state[model.sto]["exp_avg"][~wrong], moment[~wrong])
-    assert flip_signs(model, optimizer, c, target) == []  # at the truth no move lowers the loss
+    assert flip_signs(model, optimizer, c, target) == ([], [])  # at the truth no move lowers the loss
+
+
+def test_a_reset_changes_the_loss_as_computed():
+    """Each reset's per-frame change of squared error, at its refitted k, is what setting those coefficients and
+    that k in the model does; and the refitted k is the least-squares one (the loss is higher either side)."""
+    model, true, c, target = tiny_model_at_the_truth()
+    with torch.no_grad():
+        model.sto.mul_(torch.linspace(0.3, 1.7, len(true)))  # off the truth, off the integers
+        model.exponent_mix.fill_(0.7)  # mid-ramp: exponents 0.7 |s| + 0.3
+        model.log_k_param.add_(0.3)
+    rxn = model.sto_rxn
+    j = int(torch.argmax(model.rates(c)[0].detach().abs().mean(0)))
+    edges = torch.nonzero(rxn == j).flatten()
+
+    def sq_errors():
+        with torch.no_grad():
+            v, _ = model.rates(c)
+            err = v @ model.stoichiometry().T + model.homeostasis(c) - target
+        return v.double(), err.double()
+
+    v, err = sq_errors()
+    log_msg = model.log_unit_messages(c).detach().double()
+    paired = torch.zeros(len(c), len(edges), dtype=torch.float64)
+    fixed = torch.zeros(len(c), dtype=torch.float64)
+    for b in torch.nonzero(model.incidence[:, j]).flatten().tolist():
+        s_edge = int(model.sub_to_sto[b])
+        if s_edge >= 0:
+            paired[:, edges.tolist().index(s_edge)] = log_msg[:, b]
+        else:
+            fixed += float(model.sub_pow[b]) * log_msg[:, b]
+    log_m = torch.cat([paired, fixed[:, None]], -1)[:, None]
+    new, logk, delta = reset_deltas(v, err, log_m, model.coefficients().detach(), model.sto_met, edges[None],
+                                    torch.tensor([j]), mix=0.7)
+    assert new.shape[1] == 2 ** len(edges) and torch.equal(new.abs(), torch.ones_like(new))
+    before = (err ** 2).sum(1)
+    checked = 0
+    for q in range(new.shape[1]):
+        if torch.isnan(logk[0, q]):
+            continue
+        sse = []
+        for shift in (0.0, -0.05, 0.05):
+            with torch.no_grad():
+                model.sto[edges] = new[0, q].float()
+                model.log_k_param[model.k_index[j]] = float(logk[0, q]) + shift
+            sse.append((sq_errors()[1] ** 2).sum(1))
+        assert torch.allclose(sse[0] - before, delta[:, 0, q], rtol=1e-4, atol=1e-6)
+        assert sse[0].sum() < sse[1].sum() and sse[0].sum() < sse[2].sum()
+        checked += 1
+    assert checked >= 1
+
+
+def test_a_dead_reaction_is_reset_to_its_signs_and_its_k():
+    """A reaction whose coefficients went to ~0 and its k to the floor gets no gradient; the reset move finds its
+    signs and its k from the training loss alone."""
+    model, true, c, target = tiny_model_at_the_truth()
+    j = int(torch.argmax(model.rates(c)[0].detach().abs().mean(0)))
+    dead = model.sto_rxn == j
+    k_true = float(model.log_k_param[model.k_index[j]].detach())
+    with torch.no_grad():
+        model.sto[dead] = 0.01 * torch.tensor([1.0, -1.0, 1.0, -1.0])[: int(dead.sum())]
+        model.log_k_param[model.k_index[j]] = -8.0
+    optimizer = torch.optim.Adam([model.sto], lr=1e-3)
+    (model(c).dcdt - target).pow(2).sum().backward()
+    optimizer.step()  # an Adam state to reset
+    with torch.no_grad():  # the step moved the coefficients: set them back
+        model.sto.copy_(torch.where(dead, model.sto, true))
+    flips, resets = flip_signs(model, optimizer, c, target, coeffs={"mass_conservation": 1.0, "S_integer": 0.1})
+    assert resets == [torch.nonzero(dead).flatten().tolist()] and flips == []
+    assert torch.equal(model.sto.detach(), true)
+    assert float(model.log_k_param[model.k_index[j]]) == pytest.approx(k_true, abs=1e-4)
+    assert float(optimizer.state[model.sto]["exp_avg"][dead].abs().sum()) == 0.0
+    assert flip_signs(model, optimizer, c, target)[1] == []  # at integers nothing is reset again
 
 
 @pytest.mark.parametrize("overrides, says", [
@@ -108,5 +181,6 @@ def test_a_short_run_with_flips_records_them(tmp_path, compose_config):
     T.train(cfg, tmp_path / "run")
     h = json.loads((tmp_path / "run" / "history.json").read_text())
     n_total = h["iteration"][-1] + 1
-    assert len(h["sign_flips"]) >= 2 and [it for it, _ in h["sign_flips"]] == list(range(10, n_total + 1, 10))
-    assert all(0 <= n <= len(build_network(regime("tiny")).signed_edges) for _, n in h["sign_flips"])
+    assert len(h["sign_flips"]) >= 2 and [it for it, *_ in h["sign_flips"]] == list(range(10, n_total + 1, 10))
+    n_edges = len(build_network(regime("tiny")).signed_edges)
+    assert all(0 <= f <= n_edges and 0 <= r <= n_edges for _, f, r in h["sign_flips"])

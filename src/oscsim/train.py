@@ -27,10 +27,10 @@ from .evaluate import evaluate, rate_constant_scores, rollouts
 from .metrics import trial_status
 from .models import build_model
 from .models.stacked import Stacked, StackedAdam, group_lrs
-from .objective import PER_MODEL_SETTINGS, Objective, active_terms
+from .objective import COEFFICIENTS, PER_MODEL_SETTINGS, Objective, active_terms
 from .observation import Observation, derivative_error_weights, error_weights, smooth, window_starts
 from .params import ConfigError
-from .sign_flips import flip_signs
+from .sign_flips import S_PENALTIES, flip_signs
 
 log = logging.getLogger(__name__)
 
@@ -245,9 +245,10 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
             optimizer.scale = running * 0.5 * (1 + math.cos(math.pi * (it + 1) / max(1, n_total)))
         total_pred += terms["prediction"].detach() * running
         if flip_every and (it + 1) % flip_every == 0:
-            flipped = flip_signs(models[0], optimizer, conc[:n_draw], dcdt[:n_draw], objective_data.get("err_scale"),
-                                 settings[0]["coeff_mass_conservation"] * n_draw / int(cfg.batch_size))
-            histories[0].setdefault("sign_flips", []).append([it + 1, len(flipped)])
+            flipped, reset = flip_signs(models[0], optimizer, conc[:n_draw], dcdt[:n_draw], objective_data.get("err_scale"),
+                                        {name: settings[0][COEFFICIENTS[name]] for name in S_PENALTIES},
+                                        n_draw / int(cfg.batch_size))
+            histories[0].setdefault("sign_flips", []).append([it + 1, len(flipped), len(reset)])
 
         if it % log_every == 0 or it == n_total - 1:
             values = {name: v.detach().cpu().tolist() for name, v in terms.items()}

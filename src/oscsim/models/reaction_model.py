@@ -213,7 +213,7 @@ class ReactionModel(RateModel):
         n_q = 0 if sub_queries is None else len(sub_queries)
         anchors = None
         if self.exponent == "power":  # msg(c, |s|) = msg(c, 1)^|s|: one MLP_sub row per substrate metabolite
-            x = torch.stack([c[:, self.met_u], torch.ones_like(c[:, self.met_u])], dim=-1).reshape(-1, 2)
+            x = self._unit_rows(c)
         elif self.learned_S:  # exponents differ per edge: one MLP_sub row per edge, not per (metabolite, |s|)
             powers = self.substrate_powers().to(c.dtype)
             x = torch.stack([c[:, self.sub_met], powers.expand(batch, -1)], dim=-1).reshape(-1, 2)
@@ -229,7 +229,7 @@ class ReactionModel(RateModel):
         rows = out[: x.shape[0] - n_q].reshape(batch, -1)
         if self.exponent == "power":
             powers = self.substrate_powers() if self.learned_S else self.sub_pow
-            log_msg = powers.to(c.dtype) * torch.log(rows[:, self.edge_met].abs().clamp_min(LOG_FLOOR))  # (B, E)
+            log_msg = powers.to(c.dtype) * self._log_unit_messages(rows)  # (B, E)
             agg = torch.exp(log_msg @ self.incidence.to(c.dtype)) if self.aggregation == "mul" else \
                 torch.exp(log_msg) @ self.incidence.to(c.dtype)
         else:
@@ -240,6 +240,23 @@ class ReactionModel(RateModel):
             agg = F.softplus(agg)
         return agg * torch.pow(10.0, self.log_k), (out[x.shape[0] - n_q:] if sub_queries is not None else None)
 
+    def _unit_rows(self, c: torch.Tensor) -> torch.Tensor:
+        return torch.stack([c[:, self.met_u], torch.ones_like(c[:, self.met_u])], dim=-1).reshape(-1, 2)
+
+    def _log_unit_messages(self, rows: torch.Tensor) -> torch.Tensor:
+        return torch.log(rows[:, self.edge_met].abs().clamp_min(LOG_FLOOR))
+
+    @property
+    def rates_are_monomials(self) -> bool:
+        """v_j = k_j prod_e msg(c_e, 1)^|s_e| exactly: a reaction's rate at other exponents, or another k, is known
+        from log_unit_messages alone (what `sign_flips`' reset moves need)."""
+        return self.exponent == "power" and self.aggregation == "mul" and self.softplus != "after_product"
+
+    def log_unit_messages(self, c: torch.Tensor) -> torch.Tensor:
+        """(B, n_substrate_edges) log |msg(c_e, 1)| of every substrate edge (exponent=power)."""
+        rows = self._messages(self._unit_rows(c)).reshape(c.shape[0], -1)
+        return self._log_unit_messages(rows)
+
     def substrate(self, c: torch.Tensor, s: torch.Tensor | float) -> torch.Tensor:
         """The per-edge message the product uses (softplus and gate applied), so alpha and the fitted
         exponent judge what the rates actually see."""
@@ -248,10 +265,15 @@ class ReactionModel(RateModel):
         s = torch.as_tensor(s, dtype=c.dtype, device=c.device).expand_as(c)
         return self._messages(torch.stack([c, s], dim=-1))
 
-    def prior_penalty(self) -> torch.Tensor | None:
-        if self.k_prior == 0 or not bool(self.k_prior_mask.any()):
-            return None
+    def prior_residuals(self) -> torch.Tensor:
+        """(n_params,) alpha-corrected log k minus the prior's centre where the prior acts, 0 elsewhere: the prior
+        penalty is k_prior times their sum of squares."""
         one = torch.ones(1, dtype=self.log_k_param.dtype, device=self.log_k_param.device)
         log_alpha = torch.cat([torch.log10(self.substrate(one, float(p)).abs().clamp_min(LOG_FLOOR)) for p in self.powers])
         corrected = self.log_k_param + self.k_param_edges @ log_alpha
-        return self.k_prior * ((corrected[self.k_prior_mask] - self.k_prior_mean) ** 2).sum()
+        return torch.where(self.k_prior_mask, corrected - self.k_prior_mean, torch.zeros_like(corrected))
+
+    def prior_penalty(self) -> torch.Tensor | None:
+        if self.k_prior == 0 or not bool(self.k_prior_mask.any()):
+            return None
+        return self.k_prior * (self.prior_residuals() ** 2).sum()
