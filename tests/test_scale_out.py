@@ -75,15 +75,18 @@ def kill_mid_trial_then_resume(tmp_path: Path, storage: str, name: str) -> optun
             "hydra.sweeper.grace_period=3"]
     worker = subprocess.Popen(command(tmp_path, *args, aug=150), cwd=tmp_path, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 300
-    while time.time() < deadline:  # wait for one finished trial and a second one running
+    deadline = time.time() + 600  # generous: on a loaded machine the worker's start alone takes minutes
+    reached = False
+    while time.time() < deadline and not reached:  # wait for one finished trial and a second one running
         time.sleep(0.5)
         try:
             trials = optuna.load_study(study_name=name, storage=storage).trials
         except Exception:  # no database or study yet
             continue
-        if any(t.state == Complete for t in trials) and any(t.state == optuna.trial.TrialState.RUNNING for t in trials):
-            break
+        reached = any(t.state == Complete for t in trials) and any(t.state == optuna.trial.TrialState.RUNNING for t in trials)
+    if not reached:
+        os.killpg(worker.pid, signal.SIGKILL)
+        pytest.fail("the worker did not finish one trial and start the next within 600 s")
     time.sleep(1.0)
     os.killpg(worker.pid, signal.SIGKILL)
     worker.wait()
