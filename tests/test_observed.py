@@ -19,7 +19,8 @@ from oscsim.datafile import DataFileError, export, load_observed
 from oscsim.dataset import simulate
 from oscsim.dynamics import MassAction
 from oscsim.network import k_structure
-from oscsim.observation import derivative_error_weights, error_weights, observe, smooth, window_starts
+from oscsim.observation import (auto_settings, derivative_error_weights, error_weights, noise_estimate, observe, smooth,
+                                window_starts)
 from oscsim.oracle.estimate import observed_oracle, structured_design_estimate, window_design
 from oscsim.params import ConfigError
 
@@ -79,6 +80,28 @@ def test_smoothing_removes_noise_but_not_the_trajectory(tiny_ds):
     err = lambda a: float(np.median(np.abs(a - c)[c > 0.5] / c[c > 0.5]))  # noqa: E731
     assert err(smooth(noisy, 5)) < 0.5 * err(noisy)
     assert smooth(noisy, 0) is noisy
+
+
+def test_the_noise_estimate_reads_the_noise_level_off_the_series(tiny_ds):
+    """The fourth-difference estimate finds the multiplicative noise the observation model put on, and next to
+    nothing on the clean trajectory; `auto` then picks the settings measured for that level."""
+    c = tiny_ds.concentrations
+    assert noise_estimate(c) < 0.003
+    for sigma in (0.01, 0.03, 0.1):
+        assert noise_estimate(observe(c, sigma, 1, 0)) == pytest.approx(sigma, rel=0.1)
+    assert [auto_settings(noise_estimate(observe(c, s, 1, 0)), 1) for s in (0.0, 0.01, 0.03, 0.1)] == \
+        [(10, 0), (10, 0), (10, 5), (20, 5)]
+    assert auto_settings(0.1, 5) == (10, 0)  # strided series: as measured, no smoothing
+
+
+def test_auto_settings_train_exactly_as_the_settings_they_choose(compose_config, tmp_path):
+    """window=auto start_smoothing=auto (loss=observed's defaults) at 10 % noise is window=20 start_smoothing=5."""
+    quick = [*QUICK, "loss=observed", "simulation.noise=0.1", "data_augmentation_loop=10"]
+    auto = T.train(compose_config(*quick), tmp_path / "auto")
+    chosen = T.train(compose_config(*quick, "window=20", "start_smoothing=5"), tmp_path / "chosen")
+    other = T.train(compose_config(*quick, "window=10", "start_smoothing=0"), tmp_path / "other")
+    assert auto["heldout_loss"] == chosen["heldout_loss"] and auto["rate_constants_R2"] == chosen["rate_constants_R2"]
+    assert other["heldout_loss"] != auto["heldout_loss"]
 
 
 @pytest.mark.parametrize("n_obs, window, fraction, held_window", [(2881, 10, 0.1, 10), (300, 5, 0.2, 4), (61, 3, 0.1, 10)])

@@ -60,10 +60,11 @@ TRAINING_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "rollout_frames": (lambda v: isinstance(v, int) and v >= 2, "an integer >= 2"),
     "compile": (lambda v: v in (True, False, "auto"), "true, false or auto"),
     "rollout_dtype": (lambda v: v in ("float32", "float64"), "float32 or float64"),
-    "window": (lambda v: isinstance(v, int) and 0 <= v <= 1000, "an integer in [0, 1000] (0: fit exact dc/dt)"),
+    "window": (lambda v: v == "auto" or isinstance(v, int) and 0 <= v <= 1000,
+               "an integer in [0, 1000] (0: fit exact dc/dt) or auto"),
     "match_every": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
     "error_scale": (lambda v: v in ("absolute", "relative"), "absolute or relative"),
-    "start_smoothing": (lambda v: isinstance(v, int) and 0 <= v <= 100, "an integer in [0, 100]"),
+    "start_smoothing": (lambda v: v == "auto" or isinstance(v, int) and 0 <= v <= 100, "an integer in [0, 100] or auto"),
     "heldout_fraction": (lambda v: 0 <= v <= 0.5, "in [0, 0.5]"),
     "heldout_window": (lambda v: isinstance(v, int) and 1 <= v <= 1000, "an integer in [1, 1000]"),
     "batched": (lambda v: isinstance(v, bool), "true or false"),
@@ -115,6 +116,15 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"device={cfg.device}: must be auto, cpu or cuda[:N]")
 
 
+def max_window(cfg: DictConfig) -> int:
+    """The rollout window's length in observation intervals (0: fit exact dc/dt); `auto` (chosen from the data's
+    noise when training starts, `observation.auto_settings`) counts as its longest choice."""
+    from .observation import AUTO_LONG_WINDOW
+
+    w = cfg.get("window") or 0
+    return AUTO_LONG_WINDOW if w == "auto" else int(w)
+
+
 def check_training_data(cfg: DictConfig) -> None:
     """Training on what is only observed (noisy or strided concentrations, a user's data set) needs rollout
     windows: raise ConfigError (one line) when the config would fit an exact dc/dt that is not there."""
@@ -123,7 +133,7 @@ def check_training_data(cfg: DictConfig) -> None:
     if recurrent and cfg.simulation.get("network") == "sbml" and cfg.simulation.get("drive", True):
         raise ConfigError("recurrent_training: its rollouts do not follow driven boundary species; on "
                           "simulation.network=sbml fit the exact dc/dt (window=0) or rollout windows (loss=observed)")
-    if int(cfg.get("window") or 0) == 0 and (o.derivative_free or is_user_data(cfg.simulation)):
+    if not max_window(cfg) and (o.derivative_free or is_user_data(cfg.simulation)):
         why = (f"simulation.noise={o.noise}, simulation.stride={o.stride}" if o.derivative_free
                else "a user's data set (simulation.path)")
         raise ConfigError(f"window=0: with {why} the exact dc/dt is not observed; train on rollout windows "

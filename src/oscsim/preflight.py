@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
-from .config import simulation_params
+from .config import max_window, simulation_params
 from .params import ConfigError
 
 # Training holds each parameter 4 times (value, gradient, Adam's two moments) and, per step, the activations
@@ -112,8 +112,8 @@ def training_bytes(cfg: DictConfig, net: Any, sizes: dict[str, int]) -> tuple[in
         h.remove()
     # a recurrent step or a rollout window keeps every step's activations for the backward pass
     steps = sizes["time_step"] if bool(cfg.recurrent_training) else 1
-    if int(cfg.get("window") or 0):
-        steps = int(cfg.window) * int(cfg.simulation.get("stride", 1)) * int(cfg.simulation.get("substeps", 1))
+    if max_window(cfg):
+        steps = max_window(cfg) * int(cfg.simulation.get("stride", 1)) * int(cfg.simulation.get("substeps", 1))
     data = 2 * (p.n_frames + 1) * net.n_metabolites  # concentrations and dc/dt on the device
     words = _PARAM_COPIES * n_params + _ACTIVATION_COPIES * activations * steps + data
     return _BYTES * words, n_params

@@ -22,13 +22,14 @@ from tqdm import tqdm
 
 from . import losses as L
 from .cli import hydra_entry
-from .config import EXTRA_CONFIG_KEYS, LAB_CONFIG_KEYS, check_batchable, check_training_data, validate
+from .config import EXTRA_CONFIG_KEYS, LAB_CONFIG_KEYS, check_batchable, check_training_data, max_window, validate
 from .evaluate import evaluate, rate_constant_scores, rollouts
 from .metrics import trial_status
 from .models import build_model
 from .models.stacked import Stacked, StackedAdam, group_lrs
 from .objective import COEFFICIENTS, PER_MODEL_SETTINGS, Objective, active_terms
-from .observation import Observation, derivative_error_weights, error_weights, smooth, window_starts
+from .observation import (Observation, auto_settings, derivative_error_weights, error_weights, noise_estimate, smooth,
+                          window_starts)
 from .params import ConfigError
 from .sign_flips import S_PENALTIES, flip_signs
 
@@ -87,16 +88,23 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
     n_total = n_iter * int(cfg.n_epochs)
     lbfgs = cfg.get("optimizer", "adam") == "lbfgs"
     if lbfgs:  # full batch: each iteration one L-BFGS step (a line search of up to 20 evaluations on every frame)
-        if n_models > 1 or recurrent or int(cfg.get("window") or 0):
+        if n_models > 1 or recurrent or max_window(cfg):
             raise ConfigError("optimizer=lbfgs: one model fitting exact dc/dt only (batched=false, window=0, "
                               "recurrent_training=false)")
         n_total = int(cfg.lbfgs_steps)
-    window = int(cfg.get("window") or 0)
+    window, smoothing = cfg.get("window") or 0, cfg.get("start_smoothing") or 0
     objective_data: dict = {}
     if window:  # observed data: only the observed series (noisy, strided) is read from here on
         obs = ds.observation
+        if "auto" in (window, smoothing):  # from the noise the series shows, never from the simulation's settings
+            sigma = noise_estimate(obs.c)
+            auto_window, auto_smoothing = auto_settings(sigma, int(cfg.simulation.get("stride", 1)))
+            window = auto_window if window == "auto" else window
+            smoothing = auto_smoothing if smoothing == "auto" else smoothing
+            log.info("noise estimate %.4f: window=%d start_smoothing=%d", sigma, window, smoothing)
+        window, smoothing = int(window), int(smoothing)
         obs_c = torch.as_tensor(obs.c, device=device)
-        starts_c = torch.as_tensor(smooth(obs.c, int(cfg.start_smoothing)), device=device)
+        starts_c = torch.as_tensor(smooth(obs.c, smoothing), device=device)
         heldout_window = int(cfg.heldout_window)
         train_starts, held_starts = window_starts(len(obs.c), window, float(cfg.heldout_fraction), heldout_window)
         if len(train_starts) == 0:
