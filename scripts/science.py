@@ -90,10 +90,10 @@ EXPORT = "rank50_export"  # the rank_50 trajectory in the CSV layout, under the 
 OBSERVED: dict[str, tuple[list[str], float | None, list[int]]] = {
     "import_exact": (["simulation=observed", "simulation.delta_t=0.1"], 0.995, [1]),
     "noise1": (["simulation.noise=0.01"], 0.99, SEEDS_OBSERVED),
-    # from 3 % noise a noisy start state biases every window (errors in variables): smooth the starts (11 points)
-    "noise3": (["simulation.noise=0.03", "start_smoothing=5"], 0.95, SEEDS_OBSERVED),
-    # at 10 % also longer windows: each start state's noise weighs on twice the observations
-    "noise10": (["simulation.noise=0.1", "start_smoothing=5", "window=20"], 0.80, SEEDS_OBSERVED),
+    # loss=observed's defaults (window and start_smoothing auto) pick by the noise the series shows: from 3 % the
+    # starts are smoothed (11 points; a noisy start biases every window), at 10 % the windows are also 20 long
+    "noise3": (["simulation.noise=0.03"], 0.95, SEEDS_OBSERVED),
+    "noise10": (["simulation.noise=0.1"], 0.80, SEEDS_OBSERVED),
     # window=2 at stride 5: the same 10 frames (1 time unit) as window 10 at stride 1, 10 model steps per window
     "stride5": (["simulation.stride=5", "window=2"], None, [1]),
     "stride5_noise1": (["simulation.stride=5", "simulation.noise=0.01", "window=2"], 0.97, SEEDS_OBSERVED),
