@@ -94,11 +94,11 @@ OBSERVED: dict[str, tuple[list[str], float | None, list[int]]] = {
     # starts are smoothed (11 points; a noisy start biases every window), at 10 % the windows are also 20 long
     "noise3": (["simulation.noise=0.03"], 0.95, SEEDS_OBSERVED),
     "noise10": (["simulation.noise=0.1"], 0.80, SEEDS_OBSERVED),
-    # window=2 at stride 5: the same 10 frames (1 time unit) as window 10 at stride 1, 10 model steps per window
-    "stride5": (["simulation.stride=5", "window=2"], None, [1]),
-    "stride5_noise1": (["simulation.stride=5", "simulation.noise=0.01", "window=2"], 0.97, SEEDS_OBSERVED),
-    "stride5_noise3": (["simulation.stride=5", "simulation.noise=0.03", "window=2"], None, [1]),
-    "stride5_noise10": (["simulation.stride=5", "simulation.noise=0.1", "window=2"], None, [1]),
+    # at stride 5 auto takes window=2: the same 10 frames (1 time unit) as window 10 at stride 1, 10 model steps
+    "stride5": (["simulation.stride=5"], None, [1]),
+    "stride5_noise1": (["simulation.stride=5", "simulation.noise=0.01"], 0.97, SEEDS_OBSERVED),
+    "stride5_noise3": (["simulation.stride=5", "simulation.noise=0.03"], None, [1]),
+    "stride5_noise10": (["simulation.stride=5", "simulation.noise=0.1"], None, [1]),
 }
 OBSERVED_KEYS = ["rate_constants_R2_identifiable", "n_outliers_identifiable", "rate_constants_R2", "heldout_loss",
                  "heldout_rollout_horizon", "training_time_min"]

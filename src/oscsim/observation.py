@@ -79,8 +79,9 @@ def _in_own_units(size: np.ndarray, floor: float = 1e-3) -> np.ndarray:
 # `window: auto` / `start_smoothing: auto` (loss=observed): chosen from the noise the series itself shows, by
 # measurement on rank_50 (README "Your own data"): at 1 % noise neither smoothing nor a longer window helps (seed 1:
 # smoothing 0.99903 against 0.9994), from 3 % smoothing the start states over 11 observations does (median 0.9951
-# against 0.9797), at 10 % a 20-interval window as well (median identifiable R2 in README). Strided series are left
-# as measured (no smoothing, window 10): a half-width of 5 observations there spans 5 x the dynamics.
+# against 0.9797), at 10 % a 20-interval window as well (median identifiable R2 in README). A series strided by m
+# gets what was measured there: windows of the same time span, 10 // m intervals (10 frames, each window 10 model
+# steps either way), and no smoothing (a half-width of 5 observations would span 5 m frames of the dynamics).
 AUTO_SMOOTH_ABOVE, AUTO_SMOOTHING = 0.02, 5
 AUTO_LONG_WINDOW_ABOVE, AUTO_WINDOW, AUTO_LONG_WINDOW = 0.06, 10, 20
 
@@ -104,7 +105,7 @@ def noise_estimate(obs: np.ndarray) -> float:
 def auto_settings(sigma: float, stride: int) -> tuple[int, int]:
     """(window, start_smoothing) that `auto` means for a series showing noise sigma at this stride."""
     if stride > 1:
-        return AUTO_WINDOW, 0
+        return max(1, AUTO_WINDOW // stride), 0
     return (AUTO_LONG_WINDOW if sigma > AUTO_LONG_WINDOW_ABOVE else AUTO_WINDOW,
             AUTO_SMOOTHING if sigma > AUTO_SMOOTH_ABOVE else 0)
 
