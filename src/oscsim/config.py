@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
+from .observation import AUTO_LONG_WINDOW
 from .params import ConfigError, ObservationParams, SimulationParams
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -119,8 +120,6 @@ def validate(cfg: DictConfig) -> None:
 def max_window(cfg: DictConfig) -> int:
     """The rollout window's length in observation intervals (0: fit exact dc/dt); `auto` (chosen from the data's
     noise when training starts, `observation.auto_settings`) counts as its longest choice."""
-    from .observation import AUTO_LONG_WINDOW
-
     w = cfg.get("window") or 0
     return AUTO_LONG_WINDOW if w == "auto" else int(w)
 

@@ -1,6 +1,8 @@
 """The training loss and the lab's regularisers (SPEC §3), each a small pure function."""
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch.nn import functional as F
 
@@ -60,6 +62,15 @@ def s_integer_penalty(sto: torch.Tensor) -> torch.Tensor:
 def mass_conservation_penalty(sto: torch.Tensor, rxn: torch.Tensor, n_reactions: int) -> torch.Tensor:
     """mean over reactions of (sum of the reaction's coefficients)^2."""
     return torch.zeros(n_reactions, dtype=sto.dtype, device=sto.device).index_add(0, rxn, sto).pow(2).mean()
+
+
+# Each S regulariser as a function of (coefficients, their reactions, number of reactions): the training objective
+# and the sign-flip moves' judgement weigh the same terms.
+S_PENALTIES: dict[str, Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]] = {
+    "S_L1": lambda sto, rxn, n: s_l1_penalty(sto),
+    "S_integer": lambda sto, rxn, n: s_integer_penalty(sto),
+    "mass_conservation": mass_conservation_penalty,
+}
 
 
 # Observed data (SPEC §9): no dc/dt, so the model is rolled forward from observed states and matched there.

@@ -16,7 +16,7 @@ COEFFICIENTS = {"MLP_sub_diff": "coeff_MLP_sub_diff", "MLP_sub_norm": "coeff_MLP
                 "MLP_node_L1": "coeff_MLP_node_L1", "k_floor": "coeff_k_floor", "k_range": "coeff_k_range",
                 "S_L1": "coeff_S_L1", "S_integer": "coeff_S_integer", "mass_conservation": "coeff_mass_conservation"}
 PER_MODEL_SETTINGS = (*COEFFICIENTS.values(), "k_floor_threshold")
-S_TERMS = ("S_L1", "S_integer", "mass_conservation")  # learned stoichiometry's regularisers
+S_TERMS = tuple(L.S_PENALTIES)  # learned stoichiometry's regularisers
 
 
 class Objective(nn.Module):
@@ -69,9 +69,7 @@ class Objective(nn.Module):
             "MLP_node_L1": lambda: L.node_l1_penalty(out.node),
             "k_floor": lambda: L.k_floor_penalty(model.log_k, settings["k_floor_threshold"]),
             "k_range": lambda: L.k_range_penalty(model.log_k, *self.log_k_range),
-            "S_L1": lambda: L.s_l1_penalty(sto),
-            "S_integer": lambda: L.s_integer_penalty(sto),
-            "mass_conservation": lambda: L.mass_conservation_penalty(sto, model.sto_rxn, self.n_reactions),
+            **{name: (lambda f=f: f(sto, model.sto_rxn, self.n_reactions)) for name, f in L.S_PENALTIES.items()},
         }
         for name in self.terms:
             terms[name] = settings[COEFFICIENTS[name]] * penalties[name]()

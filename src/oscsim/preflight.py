@@ -112,8 +112,9 @@ def training_bytes(cfg: DictConfig, net: Any, sizes: dict[str, int]) -> tuple[in
         h.remove()
     # a recurrent step or a rollout window keeps every step's activations for the backward pass
     steps = sizes["time_step"] if bool(cfg.recurrent_training) else 1
-    if max_window(cfg):
-        steps = max_window(cfg) * int(cfg.simulation.get("stride", 1)) * int(cfg.simulation.get("substeps", 1))
+    window = max_window(cfg)
+    if window:
+        steps = window * int(cfg.simulation.get("stride", 1)) * int(cfg.simulation.get("substeps", 1))
     data = 2 * (p.n_frames + 1) * net.n_metabolites  # concentrations and dc/dt on the device
     words = _PARAM_COPIES * n_params + _ACTIVATION_COPIES * activations * steps + data
     return _BYTES * words, n_params

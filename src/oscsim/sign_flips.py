@@ -18,17 +18,11 @@ an epoch of batches. Nothing here reads the true network.
 from __future__ import annotations
 
 import itertools
-from typing import Callable
 
 import torch
 
 from . import losses as L
 
-S_PENALTIES: dict[str, Callable] = {
-    "S_L1": lambda coef, rxn, n: L.s_l1_penalty(coef),
-    "S_integer": lambda coef, rxn, n: L.s_integer_penalty(coef),
-    "mass_conservation": L.mass_conservation_penalty,
-}
 MAX_RESET_EDGES = 4  # a reaction with more S edges is not reset (2^n sign patterns)
 
 
@@ -127,7 +121,7 @@ def _errors(model: torch.nn.Module, c: torch.Tensor, target: torch.Tensor, scale
 
 
 def _penalty(coef: torch.Tensor, rxn: torch.Tensor, n_rxn: int, coeffs: dict[str, float]) -> torch.Tensor:
-    return sum((w * S_PENALTIES[name](coef, rxn, n_rxn) for name, w in coeffs.items() if w), coef.new_zeros(()))
+    return sum((w * L.S_PENALTIES[name](coef, rxn, n_rxn) for name, w in coeffs.items() if w), coef.new_zeros(()))
 
 
 @torch.no_grad()
@@ -135,7 +129,7 @@ def flip_signs(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, 
                scale: torch.Tensor | None = None, coeffs: dict[str, float] | None = None, per_epoch: float = 1.0,
                resets: bool = True, chunk: int = 1024) -> tuple[list[list[int]], list[list[int]]]:
     """Take the moves `choose_moves` picks on frames c with exact dc/dt `target`. `coeffs`: the S regularisers'
-    coefficients (names of `S_PENALTIES`); they and the k prior count `per_epoch` times (the number of batches
+    coefficients (names of `losses.S_PENALTIES`); they and the k prior count `per_epoch` times (the number of batches
     in one pass over the frames). A flipped coefficient's first Adam moment flips with it; a reset zeroes the
     first moments of what it sets. Resets are taken only if the loss recomputed afterwards is lower (the
     median gauge can move); otherwise every move is undone. Returns the edges of each flip and of each reset."""
@@ -157,8 +151,11 @@ def flip_signs(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, 
     new_logk: list[float] = [float("nan")] * len(moves)
     n_flips = len(moves)
     if resets:
-        move_deltas, new_coef = _add_resets(model, v, err, log_msg, scale, by_rxn, moves, move_deltas, new_coef,
-                                            new_logk)
+        r_moves, r_deltas, r_coef, r_logk = _reset_moves(model, sto.double(), v, err, log_msg, scale, by_rxn)
+        moves += r_moves
+        move_deltas += r_deltas
+        new_coef += r_coef
+        new_logk += r_logk
     move_deltas, new_coef = torch.cat(move_deltas, 1), torch.cat(new_coef)
     logk_now = model.log_k.double()
     move_rxn = [int(rxn[edges[0]]) for edges in moves]
@@ -184,8 +181,9 @@ def flip_signs(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, 
         return [], []
     state = optimizer.state.get(model.sto, {}) if optimizer is not None else {}
     k_state = optimizer.state.get(model.log_k_param, {}) if optimizer is not None else {}
-    saved = (model.sto.clone(), model.log_k_param.clone(), {k: v.clone() for k, v in state.items()},
-             {k: v.clone() for k, v in k_state.items()})
+    if reset:  # what to restore, flips included, if the recomputed loss does not fall
+        saved = (model.sto.clone(), model.log_k_param.clone(), {k: v.clone() for k, v in state.items()},
+                 {k: v.clone() for k, v in k_state.items()})
     if flips:
         edges = torch.as_tensor(sorted(e for m in flips for e in m), device=sto.device)
         model.sto[edges] *= -1  # sto and the coefficients share their sign (the gauge and `rate` scale by > 0)
@@ -221,10 +219,11 @@ def _total(model, c, target, scale, chunk, coeffs, per_epoch, rxn, n_rxn, norm2=
             + per_epoch * (float(prior) if prior is not None else 0.0))
 
 
-def _add_resets(model, v, err, log_msg, scale, by_rxn, moves, move_deltas, new_coef, new_logk):
-    """Append every reset move (reactions with 1..MAX_RESET_EDGES S edges, every sign pattern that is not where
-    the reaction already is: an edge off an integer by more than 0.25 or of the other sign) to the move lists."""
-    sto = model.coefficients().double()
+def _reset_moves(model, sto, v, err, log_msg, scale, by_rxn):
+    """Every reset move (reactions with 1..MAX_RESET_EDGES S edges, every sign pattern that is not where the
+    reaction already is: an edge off an integer by more than 0.25 or of the other sign) at coefficients sto:
+    their edges, per-frame squared-error changes (T, 1), coefficient vectors (1, E) and log10 k."""
+    moves, move_deltas, new_coef, new_logk = [], [], [], []
     sub_to_sto = model.sub_to_sto
     fixed_pow = torch.where(sub_to_sto < 0, model.sub_pow.double(), torch.zeros_like(model.sub_pow.double()))
     fixed = (log_msg.double() * fixed_pow) @ model.incidence.double()  # (T, n_rxn)
@@ -251,4 +250,4 @@ def _add_resets(model, v, err, log_msg, scale, by_rxn, moves, move_deltas, new_c
                 new_coef.append(coef[None])
                 new_logk.append(float(logk[r, q]))
                 move_deltas.append(delta[:, r, q, None])
-    return move_deltas, new_coef
+    return moves, move_deltas, new_coef, new_logk

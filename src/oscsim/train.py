@@ -31,7 +31,7 @@ from .objective import COEFFICIENTS, PER_MODEL_SETTINGS, Objective, active_terms
 from .observation import (Observation, auto_settings, derivative_error_weights, error_weights, noise_estimate, smooth,
                           window_starts)
 from .params import ConfigError
-from .sign_flips import S_PENALTIES, flip_signs
+from .sign_flips import flip_signs
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +254,7 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
         total_pred += terms["prediction"].detach() * running
         if flip_every and (it + 1) % flip_every == 0:
             flipped, reset = flip_signs(models[0], optimizer, conc[:n_draw], dcdt[:n_draw], objective_data.get("err_scale"),
-                                        {name: settings[0][COEFFICIENTS[name]] for name in S_PENALTIES},
+                                        {name: settings[0][COEFFICIENTS[name]] for name in L.S_PENALTIES},
                                         n_draw / int(cfg.batch_size))
             histories[0].setdefault("sign_flips", []).append([it + 1, len(flipped), len(reset)])
 
