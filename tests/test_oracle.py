@@ -37,6 +37,33 @@ def test_oracle_rank50_ceiling():
     # the data fix the sign of every identifiable reaction's coefficients; 4 of the 510 edges (same-monomial
     # pairs) they do not
     assert m["s_sign_ceiling_identifiable"] == 1.0 and round(m["s_sign_ceiling"] * 510) == 506
+    # two swap pairs (70/217, 116/120): 8 edges whose signs are a coin toss; labellings 1.0, 0.969, 0.969, 0.938
+    assert m["n_sign_free_edges"] == 8 and abs(m["stoichiometry_R2_ceiling"] - 0.9689) < 1e-4
+    assert abs(m["stoichiometry_R2_sign_free_at_0"] - 0.9843) < 1e-4
     assert m["rate_constants_R2_identifiable"] > 0.99999
     # SPEC §6, measured on the lab's own data: 0.946 with 7 outliers (the lab's k are reproduced exactly)
     assert abs(m["rate_constants_R2"] - 0.946) < 0.001 and m["n_outliers"] == 7
+
+
+def test_a_swap_pair_leaves_the_signs_to_chance():
+    """A + B -> 2A beside A + B -> 2B: exchanging the two reactions' k and columns gives the same dc/dt, so with S
+    learned the data cannot say which has which sign; the ceiling of stoichiometry_R2 counts both labellings."""
+    from oscsim.metrics import linear_fit_r2
+    from oscsim.network import swap_pairs
+    from oscsim.oracle.estimate import stoichiometry_ceiling
+
+    sub = [(0, 0, 1), (1, 0, 1), (0, 1, 1), (1, 1, 1), (1, 2, 1)]
+    signed = [(0, 0, 1), (1, 0, -1), (0, 1, -1), (1, 1, 1), (1, 2, -1), (2, 2, 1)]
+    net = hand_network([-1.2, -1.7, -1.5], sub, signed)
+    assert swap_pairs(net) == [(0, 1)]
+    swapped = hand_network([-1.7, -1.2, -1.5], sub, [(0, 0, -1), (1, 0, 1), (0, 1, 1), (1, 1, -1), (1, 2, -1), (2, 2, 1)])
+    c = torch.rand(50, 3, dtype=torch.float64) * 3
+    assert torch.allclose(MassAction(net, torch.float64)(c), MassAction(swapped, torch.float64)(c), rtol=1e-12)
+    # reaction 2 (B -> C) has its own monomial; the same-column pair B -> C twice would not be a swap pair
+    assert swap_pairs(hand_network([-1.0, -1.0], [(1, 0, 1), (1, 1, 1)], [(1, 0, -1), (2, 0, 1), (1, 1, -1), (2, 1, 1)])) == []
+    m = stoichiometry_ceiling(net)
+    true = np.array([1.0, -1, -1, 1, -1, 1])
+    wrong = np.array([-1.0, 1, 1, -1, -1, 1])
+    assert m["n_sign_free_edges"] == 4
+    assert m["stoichiometry_R2_ceiling"] == (1.0 + linear_fit_r2(true, wrong)[0]) / 2  # median of two labellings
+    assert m["stoichiometry_R2_sign_free_at_0"] == linear_fit_r2(true, np.array([0.0, 0, 0, 0, -1, 1]))[0]

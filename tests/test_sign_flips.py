@@ -1,6 +1,8 @@
 """Discrete moves for learned S: the exact loss change of reversing each reaction and of resetting one, checked
 against the loss itself; a model with one reaction learned the wrong way round, and one with a dead reaction,
 put right by the training loss alone."""
+import re
+
 import pytest
 import torch
 
@@ -8,7 +10,7 @@ from conftest import regime
 from oscsim import losses as L
 from oscsim.models import ReactionModel
 from oscsim.network import build_network
-from oscsim.sign_flips import choose_moves, edge_deltas, flip_signs, loss_change, reset_deltas
+from oscsim.sign_flips import choose_moves, edge_deltas, flip_signs, loss_change, reset_deltas, round_coefficients
 
 
 def test_edge_and_reaction_flips_change_the_loss_as_computed():
@@ -46,11 +48,11 @@ def test_choose_moves_takes_the_best_and_skips_what_overlaps():
     assert choose_moves(norm2, deltas, mets, rxns, none, tol=1.0) == [1]  # move 2 gains 0.5 only: below tol
 
 
-def tiny_model_at_the_truth():
+def tiny_model_at_the_truth(sto_gauge: str = "none"):
     net = build_network(regime("tiny"))
     torch.manual_seed(3)
     model = ReactionModel(net, softplus="per_edge", gate="origin", node_init="default", stoichiometry="learned",
-                          exponent="power", hidden_dim_sub=16, log_k_range=(-2.0, -1.0))
+                          exponent="power", hidden_dim_sub=16, log_k_range=(-2.0, -1.0), sto_gauge=sto_gauge)
     true = torch.as_tensor(net.S[net.signed_edges[:, 0], net.signed_edges[:, 1]], dtype=torch.float32)
     with torch.no_grad():
         model.sto.copy_(true)
@@ -155,7 +157,46 @@ def test_a_dead_reaction_is_reset_to_its_signs_and_its_k():
     assert flip_signs(model, optimizer, c, target)[1] == []  # at integers nothing is reset again
 
 
+@pytest.mark.parametrize("gauge", ["none", "median"])
+def test_rounding_holds_reactions_at_integers_and_leaves_the_rest_to_the_gradient(gauge):
+    model, true, c, target = tiny_model_at_the_truth(gauge)
+    rxn = model.sto_rxn
+    near, off, zero = (int(j) for j in torch.unique(rxn)[:3])  # three reactions with S edges
+    raw = true.clone()
+    raw[rxn == near] += torch.tensor([0.12, -0.2, 0.08, 0.1])[: int((rxn == near).sum())]
+    raw[rxn == off] = raw[rxn == off] * torch.tensor([0.6, 1.0, 1.0, 1.0])[: int((rxn == off).sum())]
+    raw[rxn == zero] = 0.1 * raw[rxn == zero]  # all near 0: the data would not get it back if held there
+    with torch.no_grad():
+        model.sto.copy_(raw * (1.7 if gauge == "median" else 1.0))  # a raw scale the median gauge removes
+    optimizer = torch.optim.Adam([model.sto], lr=1e-2)
+    (model(c).dcdt - target).pow(2).sum().backward()
+    optimizer.step()
+    before = model.coefficients().detach().clone()
+    held_rxn = round_coefficients(model, optimizer)
+    n_rxn = int(rxn.max()) + 1
+    assert near in held_rxn and off not in held_rxn and zero not in held_rxn
+    assert len(held_rxn) >= n_rxn - 3  # every other reaction is at its integers
+    held = model.sto_fixed
+    assert torch.equal(held, torch.isin(rxn, torch.tensor(held_rxn)))
+    after = model.coefficients().detach()
+    assert torch.equal(after[held], true[held])  # the integers themselves, exactly
+    assert torch.allclose(after[~held], before[~held], rtol=1e-6)  # the rest where they were
+    state = optimizer.state[model.sto]
+    assert float(state["exp_avg"][held].abs().sum()) == 0 and float(state["exp_avg_sq"][held].abs().sum()) == 0
+    for _ in range(3):  # training goes on: the held edges get no gradient and stay put; the others move
+        optimizer.zero_grad()
+        (model(c).dcdt - target).pow(2).sum().backward()
+        assert float(model.sto.grad[held].abs().sum()) == 0.0
+        optimizer.step()
+    now = model.coefficients().detach()
+    assert torch.equal(now[held], true[held]) and not torch.allclose(now[~held], after[~held])
+    assert round_coefficients(model, optimizer) == []  # nothing new to hold
+
+
 @pytest.mark.parametrize("overrides, says", [
+    (["S_round_at=1"], "S_round_at=1: must be in [0, 1)"),
+    (["S_round_at=0.5"], "S_round_at=0.5: needs model.stoichiometry=learned"),
+    (["S_round_at=0.5", "model.stoichiometry=learned", "model.sto_param=rate"], "S_round_at=0.5: needs model.stoichiometry=learned with model.sto_param=coefficient"),
     (["S_flip_every=-5"], "S_flip_every=-5: must be an integer >= 0"),
     (["S_flip_every=10"], "S_flip_every=10: needs model.stoichiometry=learned"),  # S given: nothing to flip
     (["S_flip_every=10", "model.stoichiometry=learned", "recurrent_training=true", "time_step=2"],
@@ -167,7 +208,7 @@ def test_sign_flips_refuse_what_they_cannot_judge(tmp_path, compose_config, over
 
     cfg = compose_config("simulation=tiny", "data_augmentation_loop=1", "plots=false", "tensorboard=false",
                          "progress=false", "compile=false", *overrides)
-    with pytest.raises(ConfigError, match=says.replace("[", r"\[")) as err:
+    with pytest.raises(ConfigError, match=re.escape(says)) as err:
         T.train(cfg, tmp_path / "run")
     assert "\n" not in str(err.value)
 
@@ -184,3 +225,24 @@ def test_a_short_run_with_flips_records_them(tmp_path, compose_config):
     assert len(h["sign_flips"]) >= 2 and [it for it, *_ in h["sign_flips"]] == list(range(10, n_total + 1, 10))
     n_edges = len(build_network(regime("tiny")).signed_edges)
     assert all(0 <= f <= n_edges and 0 <= r <= n_edges for _, f, r in h["sign_flips"])
+
+
+def test_a_short_run_with_rounding_holds_integers_from_that_iteration_on(tmp_path, compose_config):
+    from oscsim import train as T
+    import json
+    import numpy as np
+
+    cfg = compose_config("simulation=tiny", "model.stoichiometry=learned", "loss=s_learned", "S_flip_every=10",
+                         "S_round_at=0.5", "data_augmentation_loop=4", "plots=false", "tensorboard=false",
+                         "progress=false", "compile=false")
+    T.train(cfg, tmp_path / "run")
+    h = json.loads((tmp_path / "run" / "history.json").read_text())
+    n_total = h["iteration"][-1] + 1
+    at, n_held = h["S_rounded"]
+    assert at == round(0.5 * n_total)
+    held = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["model"]["sto_fixed"].numpy()
+    net = build_network(regime("tiny"))
+    S = np.load(tmp_path / "run" / "S_learned.npy")
+    coef = S[net.signed_edges[:, 0], net.signed_edges[:, 1]]
+    assert len(np.unique(net.signed_edges[held, 1])) >= n_held  # resets later may hold more, never fewer
+    assert held.any() and np.array_equal(coef[held], np.round(coef[held]))

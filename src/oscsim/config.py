@@ -54,6 +54,7 @@ TRAINING_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "lr_S": (lambda v: v is None or v > 0, "> 0, or null for lr_k"),
     "S_exponent_ramp": (lambda v: 0 <= v <= 1, "in [0, 1]"),
     "S_flip_every": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0 (0: no sign-flip moves)"),
+    "S_round_at": (lambda v: 0 <= v < 1, "in [0, 1) (0: never)"),
     "lr_schedule": (lambda v: v in ("constant", "cosine"), "constant or cosine"),
     "k_floor_threshold": (lambda v: -10 <= v <= 10, "in [-10, 10]"),
     "threads": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),

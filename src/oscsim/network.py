@@ -187,6 +187,19 @@ def monomial_groups(substrate_edges: np.ndarray, n_reactions: int) -> dict[tuple
     return groups
 
 
+def swap_pairs(net: Network) -> list[tuple[int, int]]:
+    """Pairs of reactions with the same substrate monomial and opposite S columns (A + B -> 2A beside
+    A + B -> 2B). Their joint effect is (k_a - k_b) m(c) S_a: exchanging the two reactions' k and coefficients
+    changes no dc/dt, no exponent and no prior that treats reactions alike, so when S is learned the data cannot
+    tell which of the two has which sign."""
+    S = net.S
+    pairs = []
+    for key, members in monomial_groups(net.substrate_edges, net.n_reactions).items():
+        for i, a in enumerate(members):
+            pairs += [(a, b) for b in members[i + 1:] if key and S[:, a].any() and np.array_equal(S[:, a], -S[:, b])]
+    return pairs
+
+
 def unidentifiable_reactions(substrate_edges: np.ndarray, n_reactions: int) -> list[int]:
     """Reactions whose k cannot be recovered on its own: no substrate edge, or a shared monomial."""
     out = []

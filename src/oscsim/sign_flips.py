@@ -24,6 +24,7 @@ import torch
 from . import losses as L
 
 MAX_RESET_EDGES = 4  # a reaction with more S edges is not reset (2^n sign patterns)
+OFF_INTEGER = 0.25  # a coefficient further than this from every integer is off the integers
 
 
 @torch.no_grad()
@@ -183,17 +184,16 @@ def flip_signs(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, 
     k_state = optimizer.state.get(model.log_k_param, {}) if optimizer is not None else {}
     if reset:  # what to restore, flips included, if the recomputed loss does not fall
         saved = (model.sto.clone(), model.log_k_param.clone(), {k: v.clone() for k, v in state.items()},
-                 {k: v.clone() for k, v in k_state.items()})
+                 {k: v.clone() for k, v in k_state.items()}, model.sto_fixed_value.clone())
     if flips:
         edges = torch.as_tensor(sorted(e for m in flips for e in m), device=sto.device)
-        model.sto[edges] *= -1  # sto and the coefficients share their sign (the gauge and `rate` scale by > 0)
+        model.flip_coefficients(edges)
         if "exp_avg" in state:
             state["exp_avg"][edges] *= -1
     if reset:
-        gauge = model.sto.abs().median() if model.sto_gauge == "median" else 1.0
         for i in reset:
             edges = torch.as_tensor(moves[i], device=sto.device)
-            model.sto[edges] = (new_coef[i, edges] * gauge).to(model.sto.dtype)
+            model.set_coefficients(edges, new_coef[i, edges])
             p = model.k_index[move_rxn[i]]
             model.log_k_param[p] = new_logk[i]
             if "exp_avg" in state:
@@ -203,11 +203,40 @@ def flip_signs(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, 
         if not _total(model, c, target, scale, chunk, coeffs, per_epoch, rxn, n_rxn) < before:
             model.sto.copy_(saved[0])
             model.log_k_param.copy_(saved[1])
+            model.sto_fixed_value.copy_(saved[4])
             for live, old in ((state, saved[2]), (k_state, saved[3])):
                 for k, v in old.items():
                     live[k].copy_(v)
             return [], []
     return flips, [moves[i] for i in reset]
+
+
+@torch.no_grad()
+def round_coefficients(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> list[int]:
+    """Hold at their integers the reactions whose coefficients all lie within OFF_INTEGER of one (`S_round_at`).
+
+    S is integer (SPEC §8); a coefficient near 1 but not at it makes its substrate's exponent near 1, and on a
+    metabolite whose concentration varies little that trades against k (c^(1 + e) ~ c_mean^e c), so k ends off
+    by what e is worth. Rounding puts the integer structure into the model; training goes on with those edges
+    held (`ReactionModel.sto_fixed`: no gradient, their Adam moments zeroed) and everything else adapting. A
+    reaction with any coefficient off the integers is left to the gradient, as is one that would round to all
+    zeros (the data do not fix it; held at 0 it could never come back). Returns the reactions rounded."""
+    coef = model.coefficients()
+    target = coef.round()
+    near = (coef - target).abs() <= OFF_INTEGER
+    rxn = model.sto_rxn
+    n_rxn = model.log_k.shape[0]
+    off = torch.zeros(n_rxn, dtype=torch.long, device=coef.device).index_add_(0, rxn, (~near).long())
+    nonzero = torch.zeros(n_rxn, dtype=torch.long, device=coef.device).index_add_(0, rxn, (target != 0).long())
+    take = ((off == 0) & (nonzero > 0))[rxn] & ~model.sto_fixed
+    if not take.any():
+        return []
+    model.set_coefficients(take, target[take], hold=True)
+    state = optimizer.state.get(model.sto, {}) if optimizer is not None else {}
+    for name in ("exp_avg", "exp_avg_sq"):
+        if name in state:
+            state[name][take] = 0.0
+    return sorted(set(rxn[take].tolist()))
 
 
 def _total(model, c, target, scale, chunk, coeffs, per_epoch, rxn, n_rxn, norm2=None) -> float:
@@ -242,7 +271,7 @@ def _reset_moves(model, sto, v, err, log_msg, scale, by_rxn):
         new, logk, delta = reset_deltas(v, err, log_m, sto, model.sto_met, edges, rxn, scale, mix)
         for r, (j, e) in enumerate(group):
             for q in range(new.shape[1]):
-                if torch.isnan(logk[r, q]) or float((new[r, q] - sto[e]).abs().max()) <= 0.25:
+                if torch.isnan(logk[r, q]) or float((new[r, q] - sto[e]).abs().max()) <= OFF_INTEGER:
                     continue  # no positive k helps, or nothing to reset
                 moves.append(list(e))
                 coef = sto.clone()

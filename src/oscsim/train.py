@@ -31,7 +31,7 @@ from .objective import COEFFICIENTS, PER_MODEL_SETTINGS, Objective, active_terms
 from .observation import (Observation, auto_settings, derivative_error_weights, error_weights, noise_estimate, smooth,
                           window_starts)
 from .params import ConfigError
-from .sign_flips import flip_signs
+from .sign_flips import flip_signs, round_coefficients
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +204,10 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
     if flip_every and not (learned_S and n_models == 1 and objective_data["mode"] == "derivative" and not lbfgs):
         raise ConfigError(f"S_flip_every={flip_every}: needs model.stoichiometry=learned fitting exact dc/dt, one "
                           "model at a time (window=0, recurrent_training=false, batched=false, optimizer=adam)")
+    round_at = round(float(cfg.get("S_round_at") or 0.0) * n_total)  # learned S: iteration to hold integers from
+    if round_at and not (learned_S and n_models == 1 and models[0].sto_param == "coefficient"):
+        raise ConfigError(f"S_round_at={cfg.S_round_at}: needs model.stoichiometry=learned with "
+                          "model.sto_param=coefficient, one model at a time (batched=false)")
 
     def member(m: int) -> torch.nn.Module:
         """Model m with its current parameters (a batch's are written back from the stacked ones)."""
@@ -257,6 +261,10 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
                                         {name: settings[0][COEFFICIENTS[name]] for name in L.S_PENALTIES},
                                         n_draw / int(cfg.batch_size))
             histories[0].setdefault("sign_flips", []).append([it + 1, len(flipped), len(reset)])
+        if round_at and it + 1 == round_at:
+            rounded = round_coefficients(models[0], optimizer)
+            histories[0]["S_rounded"] = [it + 1, len(rounded)]
+            log.info("iteration %d: %d reactions' coefficients held at their integers", it + 1, len(rounded))
 
         if it % log_every == 0 or it == n_total - 1:
             values = {name: v.detach().cpu().tolist() for name, v in terms.items()}

@@ -134,6 +134,10 @@ class ReactionModel(RateModel):
             # signs and the per-edge rates settle before the exponents bind the coefficients' scale. A buffer, not
             # a Python float, so a compiled forward reads it without recompiling. 1 = SPEC §8 (|s| exactly).
             self.register_buffer("exponent_mix", torch.ones(()))
+            # Edges whose coefficient training has settled at an integer (`S_round_at`): held at that value (past
+            # the gauge, so exactly), their parameter given no gradient.
+            self.register_buffer("sto_fixed", torch.zeros(len(all_edges), dtype=torch.bool))
+            self.register_buffer("sto_fixed_value", torch.zeros(len(all_edges)))
         self.register_buffer("sub_met", torch.as_tensor(edges[:, 0], dtype=torch.long))
         self.register_buffer("sub_pow", torch.as_tensor(edges[:, 2], dtype=torch.float32))
         met_u, edge_met = np.unique(edges[:, 0], return_inverse=True)  # for exponent=power: rows per metabolite
@@ -171,12 +175,28 @@ class ReactionModel(RateModel):
         parameters are divided by their median magnitude: with MLP_sub learned, (a S, k / a, msg^(1/a)) fits the
         data as well as (S, k, msg) for every a > 0, so one global scale of S is not in the data; this fixes it by
         the convention that the median edge has |s| = 1 (true wherever most coefficients are +-1)."""
-        sto = self.sto
+        sto = torch.where(self.sto_fixed, self.sto.detach(), self.sto)
         if self.sto_param == "rate":  # the parameter is the edge's signed rate s k (scaled by the range's middle)
             sto = sto * torch.pow(10.0, self.k_prior_mean - self.log_k[self.sto_rxn])
         if self.sto_gauge == "median":
-            return sto / sto.abs().median().clamp_min(1e-6)
-        return sto
+            sto = sto / sto.abs().median().clamp_min(1e-6)
+        return torch.where(self.sto_fixed, self.sto_fixed_value.to(sto.dtype), sto)
+
+    @torch.no_grad()
+    def set_coefficients(self, edges: torch.Tensor, values: torch.Tensor, hold: bool = False) -> None:
+        """Give edges these coefficients (`sto_param=coefficient`), held there from now on if `hold`; an edge
+        already held keeps being held, at its new value."""
+        gauge = self.sto.abs().median() if self.sto_gauge == "median" else 1.0
+        self.sto[edges] = (values * gauge).to(self.sto.dtype)
+        self.sto_fixed_value[edges] = values.to(self.sto_fixed_value.dtype)
+        if hold:
+            self.sto_fixed[edges] = True
+
+    @torch.no_grad()
+    def flip_coefficients(self, edges: torch.Tensor) -> None:
+        """Change the sign of edges' coefficients (the gauge and `rate` scale by > 0: sign is the parameter's)."""
+        self.sto[edges] *= -1
+        self.sto_fixed_value[edges] *= -1
 
     def stoichiometry(self) -> torch.Tensor:
         """(n_met, n_rxn): the S the model uses (learned coefficients on the edge set, zero off it)."""

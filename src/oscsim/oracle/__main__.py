@@ -17,7 +17,8 @@ from .estimate import exact_rollout_scores, observed_oracle, oracle
 KEYS = ("rate_constants_R2", "trimmed_R2", "n_outliers", "slope", "rate_constants_R2_identifiable",
         "n_outliers_identifiable", "max_abs_error_identifiable", "n_identifiable", "n_unidentifiable",
         "exact_test_R2_float32", "exact_rollout_horizon_float32", "exact_test_R2_float64", "exact_rollout_horizon_float64",
-        "s_sign_ceiling", "s_sign_ceiling_identifiable", "n_Vmax_identifiable_with_Km", "n_Km_identifiable",
+        "s_sign_ceiling", "s_sign_ceiling_identifiable", "n_sign_free_edges", "stoichiometry_R2_ceiling",
+        "stoichiometry_R2_sign_free_at_0", "n_Vmax_identifiable_with_Km", "n_Km_identifiable",
         "Vmax_R2_identifiable_with_Km")
 
 

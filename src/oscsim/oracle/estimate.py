@@ -8,7 +8,7 @@ from scipy.optimize import least_squares
 
 from ..dynamics import MassAction, integrate
 from ..metrics import linear_fit_r2, rate_constant_metrics, rollout_metrics
-from ..network import KStructure, Network, k_structure
+from ..network import KStructure, Network, k_structure, swap_pairs
 
 RCOND = 1e-10  # eigenvalues below this fraction of the largest are directions the data leave free
 
@@ -113,6 +113,7 @@ def oracle(net: Network, c: np.ndarray, dcdt: np.ndarray, log_k_range: tuple[flo
         "log_k": log_k.tolist(),
     })
     m.update(s_sign_ceiling(net, c, dcdt))
+    m.update(stoichiometry_ceiling(net))
     if net.log_km is not None:  # Michaelis-Menten: this is Vmax by least squares with Km known (S v linear in Vmax)
         from ..identifiability import michaelis_menten_identifiability
 
@@ -147,6 +148,31 @@ def s_sign_ceiling(net: Network, c: np.ndarray, dcdt: np.ndarray) -> dict:
     keep = ident[edges[:, 1]]
     return {"s_sign_ceiling": float(right.mean()),
             "s_sign_ceiling_identifiable": float(right[keep].mean()) if keep.any() else float("nan")}
+
+
+def stoichiometry_ceiling(net: Network) -> dict:
+    """stoichiometry_R2 of an estimate exact on every edge but those of `swap_pairs`, whose labelling (which
+    reaction of a pair has which sign) neither the data nor the k prior fix: its median over the 2^P equally
+    likely labellings (the ceiling of a median over seeds), and with those edges at 0 (no data-fitting model holds
+    that: one of a pair must carry its monomial at |s| = 1)."""
+    import itertools
+
+    pairs = swap_pairs(net)
+    edges = net.signed_edges
+    true = edges[:, 2].astype(np.float64)
+    members = [np.isin(edges[:, 1], pair) for pair in pairs]
+    scores = []
+    for wrong in itertools.product((False, True), repeat=len(pairs)):
+        est = true.copy()
+        for w, rows in zip(wrong, members):
+            est[rows] *= -1.0 if w else 1.0
+        scores.append(linear_fit_r2(true, est)[0])
+    zeroed = true.copy()
+    for rows in members:
+        zeroed[rows] = 0.0
+    return {"n_sign_free_edges": int(np.any(members, axis=0).sum()) if pairs else 0,
+            "stoichiometry_R2_ceiling": float(np.median(scores)),
+            "stoichiometry_R2_sign_free_at_0": linear_fit_r2(true, zeroed)[0]}
 
 
 def exact_rollout_scores(net: Network, c: np.ndarray, n_steps: int, dt: float) -> dict:
