@@ -86,7 +86,8 @@ tensorboard: $(STAMP)
 notebook: $(STAMP)
 	OSCSIM_STUDY=$(STUDY) $(PYTHON) scripts/run_notebook.py notebooks/analyze_study.ipynb
 
-# UCB tree vs TPE vs random: 3 sampler seeds x 24 short trials each (about 20-30 min on 2 cores).
+# The lab's own search: ucb_tree, tpe, gp, random x 5 sampler seeds x 24 full-length trials (about 16 CPU-hours;
+# resumable, and `python scripts/bench_samplers.py --problem tiny` is a smoke run).
 bench-samplers: $(STAMP)
 	$(PYTHON) scripts/bench_samplers.py --jobs $(JOBS)
 
