@@ -190,6 +190,8 @@ def main() -> None:
     ap.add_argument("--problem", choices=sorted(PROBLEMS), default="lab")
     ap.add_argument("--samplers", nargs="+", default=list(SAMPLERS))
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="sampler seeds run are first-seed .. first-seed+seeds-1 (later seeds of a study set)")
     ap.add_argument("--trials", type=int, default=24)
     ap.add_argument("--fraction", type=float, default=1.0,
                     help="trial length as a fraction of the lab's (shorter trials rank poorly: make bench-fidelity)")
@@ -201,7 +203,8 @@ def main() -> None:
     milestones = PROBLEMS[args.problem].milestones
     out = ROOT / f"{args.problem}_f{args.fraction:g}{args.tag}"
     out.mkdir(parents=True, exist_ok=True)
-    tasks = [(s, seed) for seed in range(args.seeds) for s in args.samplers]  # seed-major: partial runs compare
+    seed_ids = range(args.first_seed, args.first_seed + args.seeds)
+    tasks = [(s, seed) for seed in seed_ids for s in args.samplers]  # seed-major: partial runs compare
     if args.report:  # what has finished so far, without running anything
         results = {f"{s}/{seed}": r for s, seed in tasks if (r := finished_study(out, s, seed, args.trials))}
     else:
@@ -210,7 +213,7 @@ def main() -> None:
             results = {f"{s}/{seed}": f.result() for (s, seed), f in futures.items()}
     (out / "results.json").write_text(json.dumps(results, indent=1))
 
-    seeds = {s: [seed for seed in range(args.seeds) if f"{s}/{seed}" in results] for s in args.samplers}
+    seeds = {s: [seed for seed in seed_ids if f"{s}/{seed}" in results] for s in args.samplers}
     curves = {s: [best_so_far([t["R2"] for t in results[f"{s}/{seed}"]]) for seed in seeds[s]]
               for s in args.samplers if seeds[s]}
     counts = sorted({len(v) for v in curves.values()})

@@ -49,6 +49,46 @@ def check_log(sweep_dir: Path, study: optuna.Study) -> list[dict]:
     return entries
 
 
+def _open_at_once(url: str, barrier, results) -> None:
+    from oscsim.sweep.study import open_storage
+
+    barrier.wait()  # every worker creates the new database's tables at the same moment
+    try:
+        optuna.create_study(storage=open_storage(url, heartbeat_interval=60, grace_period=120), study_name="shared",
+                            load_if_exists=True)
+        results.put("ok")
+    except Exception as e:
+        results.put(f"{type(e).__name__}: {e}")
+
+
+def test_workers_starting_one_new_sqlite_study_at_once_all_open_it(tmp_path):
+    # Without the retry in open_storage every one of 5 tries failed: "table studies already exists",
+    # "UNIQUE constraint failed: alembic_version.version_num" (RDBStorage creates its schema without a lock).
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    url, n = f"sqlite:///{tmp_path}/new/oscsim.db", 6
+    barrier, results = ctx.Barrier(n), ctx.Queue()
+    workers = [ctx.Process(target=_open_at_once, args=(url, barrier, results)) for _ in range(n)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=300)
+    outcomes = [results.get(timeout=5) for _ in range(n)]
+    assert outcomes == ["ok"] * n, outcomes
+    assert [s.study_name for s in optuna.get_all_study_summaries(url)] == ["shared"]
+
+
+def test_schema_race_is_told_from_a_real_failure():
+    from oscsim.sweep.study import schema_race
+
+    assert schema_race("table studies already exists")
+    assert schema_race("UNIQUE constraint failed: alembic_version.version_num")
+    assert schema_race('duplicate key value violates unique constraint "pg_type_typname_nsp_index"')
+    assert not schema_race("unable to open database file")
+    assert not schema_race('password authentication failed for user "oscsim"')
+
+
 @pytest.mark.xdist_group("postgres")  # one worker, in turn: the outage test stops this server (Makefile: --dist loadgroup)
 def test_two_workers_share_one_postgres_study(tmp_path, pg_url):
     name = f"two_workers_{uuid.uuid4().hex[:8]}"

@@ -3,6 +3,8 @@ study coherent (same search space, objectives and simulation)."""
 from __future__ import annotations
 
 import math
+import random
+import time
 import warnings
 from typing import Any, Mapping
 
@@ -56,13 +58,30 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
                       heartbeat_stale_trial_callback=callback)
     if url.startswith("postgresql"):
         kwargs["engine_kwargs"] = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            return RetryingStorage(RDBStorage(url, **kwargs))
-    except Exception as e:  # unreachable server, bad URL, missing driver
-        reason = str(getattr(e, "orig", e)).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise StudyError(f"hydra.sweeper.storage={_redact(url)}: cannot open ({reason})") from e
+    for attempt in range(SCHEMA_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ExperimentalWarning)
+                return RetryingStorage(RDBStorage(url, **kwargs))
+        except Exception as e:  # unreachable server, bad URL, missing driver; or another worker creating the schema
+            reason = str(getattr(e, "orig", e)).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            if attempt + 1 < SCHEMA_ATTEMPTS and schema_race(reason):
+                time.sleep(random.uniform(0.05, 0.3) * (attempt + 1))  # the other worker's tables are there on retry
+                continue
+            raise StudyError(f"hydra.sweeper.storage={_redact(url)}: cannot open ({reason})") from e
+    raise AssertionError("unreachable")
+
+
+SCHEMA_ATTEMPTS = 8
+# What a worker sees when another creates the same new study database at the same moment (RDBStorage creates
+# the tables and writes the schema version without a lock): SQLite's and PostgreSQL's words for it.
+_SCHEMA_RACE = ("already exists", "unique constraint failed: alembic_version", "database is locked",
+                "duplicate key value violates unique constraint")
+
+
+def schema_race(reason: str) -> bool:
+    """Whether opening a storage failed only because another process was creating its schema at the same time."""
+    return any(words in reason.lower() for words in _SCHEMA_RACE)
 
 
 def _redact(url: str) -> str:
