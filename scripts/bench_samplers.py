@@ -10,7 +10,9 @@ multirun/bench_samplers/<problem>_f<fraction>/: the best rate_constants_R2 after
 sampler seeds), the trials each study needed to reach the milestones 0.5 and 0.69 (the lab: 14 and 21, full
 length), results.json and a figure of best-so-far curves. `--full-reruns` reruns each study's best-so-far
 configurations at full length (cached) and reports the milestones on those. Resumable: studies live in SQLite
-files there, and a rerun continues them.
+files there, and a rerun continues them. Each finished study's trials are also written to
+benchmarks/samplers/<problem>_f<fraction>/ (tracked), which `--report` reads for studies whose SQLite file is not
+on the machine.
 """
 from __future__ import annotations
 
@@ -67,6 +69,7 @@ PROBLEMS = {
 SAMPLERS = ("ucb_tree", "tpe", "gp", "random")
 CHECKPOINTS = (8, 16, 24)
 ROOT = Path("multirun/bench_samplers")
+RECORDS = Path("benchmarks/samplers")  # tracked: each finished study's trials (params, R2), one JSON file per study
 FAST = ["threads=1", "progress=false", "plots=false", "tensorboard=false", "compile=false", "rollout_frames=200"]
 
 
@@ -112,13 +115,21 @@ def one_study(problem: str, sampler: str, seed: int, n_trials: int, fraction: fl
             for t in sorted(study.trials, key=lambda t: t.number)]
 
 
+def record_path(out: Path, name: str) -> Path:
+    """Where a finished study's trials are kept in the repository (the SQLite files under multirun/ are not)."""
+    return RECORDS / out.name / f"{name}.json"
+
+
 def finished_study(out: Path, sampler: str, seed: int, n_trials: int) -> list[dict] | None:
-    """A study's trials in order, if it has finished n_trials (else None)."""
+    """A study's trials in order, if it has finished n_trials (else None): from its SQLite file, or from its
+    record in benchmarks/ when the file is not on this machine."""
     import optuna
 
     name = f"{sampler.replace('+', '_')}_seed{seed}"
     if not (out / f"{name}.db").exists():
-        return None
+        record = record_path(out, name)
+        trials = json.loads(record.read_text()) if record.exists() else []
+        return trials[:n_trials] if len(trials) >= n_trials else None
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{out.resolve()}/{name}.db")
     retried = {t.system_attrs.get("failed_trial") for t in study.trials} - {None}  # a killed run's trials, rerun
     done = [t for t in sorted(study.trials, key=lambda t: t.number) if t.state.is_finished() and t.number not in retried]
@@ -212,6 +223,11 @@ def main() -> None:
             futures = {t: pool.submit(one_study, args.problem, t[0], t[1], args.trials, args.fraction, out) for t in tasks}
             results = {f"{s}/{seed}": f.result() for (s, seed), f in futures.items()}
     (out / "results.json").write_text(json.dumps(results, indent=1))
+    for s, seed in tasks:  # keep every finished study's trials where a clone finds them
+        name = f"{s.replace('+', '_')}_seed{seed}"
+        if (out / f"{name}.db").exists() and (trials := finished_study(out, s, seed, args.trials)):
+            record_path(out, name).parent.mkdir(parents=True, exist_ok=True)
+            record_path(out, name).write_text(json.dumps(trials, indent=1) + "\n")
 
     seeds = {s: [seed for seed in seed_ids if f"{s}/{seed}" in results] for s in args.samplers}
     curves = {s: [best_so_far([t["R2"] for t in results[f"{s}/{seed}"]]) for seed in seeds[s]]
