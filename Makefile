@@ -13,7 +13,7 @@ STUDY ?= demo_$(SIM)
 LAB_ARGS = model=faithful loss=default seed=42 batch_size=8 n_epochs=1 coeff_k_floor=0.0 \
   data_augmentation_loop=$(AUG) threads=1 progress=false hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS)
 
-.PHONY: install test demo bench simulate oracle clean faithfulness batch1 batch2 sweep sweep-tpe dashboard tensorboard notebook bench-samplers bench-fidelity science ablation observed ranking real-networks
+.PHONY: install test demo bench simulate oracle clean faithfulness batch1 batch2 sweep sweep-tpe dashboard tensorboard notebook bench-samplers bench-scaling bench-fidelity science ablation observed ranking real-networks
 
 install: $(STAMP)
 
@@ -85,6 +85,10 @@ tensorboard: $(STAMP)
 
 notebook: $(STAMP)
 	OSCSIM_STUDY=$(STUDY) $(PYTHON) scripts/run_notebook.py notebooks/analyze_study.ipynb
+
+# How a batch's loop speed grows with its number of models, on this device (a GPU: --device cuda --sizes 1,16,64,256,512).
+bench-scaling: $(STAMP)
+	$(PYTHON) scripts/bench_scaling.py --sizes 1,2,4,8,16 --check 3
 
 # The lab's own search: ucb_tree, tpe, gp, random x 5 sampler seeds x 24 full-length trials (about 16 CPU-hours;
 # resumable, and `python scripts/bench_samplers.py --problem tiny` is a smoke run).

@@ -225,6 +225,8 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
 
     for it in bar:
         if it == WARMUP:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
             t_warm = time.perf_counter()
         if learned_S and ramp > 0:
             for m in models:
@@ -297,6 +299,8 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
                     stop(m, it, "pruned")
         if not any(s == "running" for s in status):
             break
+    if device.type == "cuda":  # the loop only queues kernels: its time is the device's once they have run
+        torch.cuda.synchronize(device)
     train_seconds = time.perf_counter() - t0
     ips = ((it + 1 - WARMUP) / max(t0 + train_seconds - t_warm, 1e-9) if it + 1 > 2 * WARMUP
            else (it + 1) / max(train_seconds, 1e-9))
