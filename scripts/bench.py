@@ -58,6 +58,11 @@ def bench_real_network(n_frames: int = 1000, repeats: int = 3) -> None:
           f"held-out trajectories, summary) {min(whole):.3f} s")
 
 
+def augmentation_for(iterations: int) -> float:
+    """data_augmentation_loop that gives `iterations` on rank_50 (2,880 frames, batches of 8; the lab's 0.2)."""
+    return iterations * 8 / (2880 * 0.2)
+
+
 def bench_training(iterations: int, threads: int, compile_: bool) -> float:
     """Iterations per second of the Batch 1 baseline (faithful model, rank_50) over `iterations`."""
     import tempfile
@@ -69,7 +74,7 @@ def bench_training(iterations: int, threads: int, compile_: bool) -> float:
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=["model=faithful", "loss=default", f"threads={threads}", f"compile={str(compile_).lower()}",
                                            "progress=false", "plots=false", "tensorboard=false", "n_epochs=1",
-                                           f"data_augmentation_loop={iterations * 8 / (2880 * 0.2):.6f}",
+                                           f"data_augmentation_loop={augmentation_for(iterations):.6f}",
                                            "rollout_frames=10", f"eval_every={iterations}"])
     with tempfile.TemporaryDirectory() as d:
         m = T.train(cfg, Path(d))

@@ -82,6 +82,11 @@ def compose_all(overrides: list[list[str]]):
         return [compose("config", overrides=o) for o in overrides]
 
 
+def study_name(sampler: str, seed: int) -> str:
+    """A study's name, its SQLite file's and its record's (ucb_tree+gp+cover seed 3: ucb_tree_gp_cover_seed3)."""
+    return f"{sampler.replace('+', '_')}_seed{seed}"
+
+
 def one_study(problem: str, sampler: str, seed: int, n_trials: int, fraction: float, out: Path) -> list[dict]:
     """Run (or resume) one study in this process; returns its trials in order: params and R^2 (None: failed)."""
     from oscsim.config import simulation_params
@@ -101,7 +106,7 @@ def one_study(problem: str, sampler: str, seed: int, n_trials: int, fraction: fl
                 return [Outcome(None, f"{type(e).__name__}: {e}")] * len(jobs)
         return [Outcome(m) for m in results]
 
-    name = f"{sampler.replace('+', '_')}_seed{seed}"
+    name = study_name(sampler, seed)
     kind, *options = sampler.split("+")  # ucb_tree+gp+cover: the UCB tree with its GP guide and covering first batch
     settings = SweepSettings(sampler=kind, ucb_guide="gp" if "gp" in options else "none",
                              ucb_first_batch="cover" if "cover" in options else "lab", study_name=name, storage=f"sqlite:///{out.resolve()}/{name}.db",
@@ -125,7 +130,7 @@ def finished_study(out: Path, sampler: str, seed: int, n_trials: int) -> list[di
     record in benchmarks/ when the file is not on this machine."""
     import optuna
 
-    name = f"{sampler.replace('+', '_')}_seed{seed}"
+    name = study_name(sampler, seed)
     if not (out / f"{name}.db").exists():
         record = record_path(out, name)
         trials = json.loads(record.read_text()) if record.exists() else []
@@ -224,7 +229,7 @@ def main() -> None:
             results = {f"{s}/{seed}": f.result() for (s, seed), f in futures.items()}
     (out / "results.json").write_text(json.dumps(results, indent=1))
     for s, seed in tasks:  # keep every finished study's trials where a clone finds them
-        name = f"{s.replace('+', '_')}_seed{seed}"
+        name = study_name(s, seed)
         if (out / f"{name}.db").exists() and (trials := finished_study(out, s, seed, args.trials)):
             record_path(out, name).parent.mkdir(parents=True, exist_ok=True)
             record_path(out, name).write_text(json.dumps(trials, indent=1) + "\n")

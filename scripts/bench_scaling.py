@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from bench import augmentation_for  # scripts/ is on the path when this file runs
 from oscsim.config import CONF_DIR
 
 COMPARED = ("rate_constants_R2", "rate_constants_R2_identifiable", "test_R2", "final_loss")
@@ -26,7 +27,7 @@ COMPARED = ("rate_constants_R2", "rate_constants_R2_identifiable", "test_R2", "f
 def configs(seeds: list[int], iterations: int, device: str, threads: int) -> list:
     from hydra import compose, initialize_config_dir
 
-    aug = iterations * 8 / (2880 * 0.2)  # rank_50: 2,880 frames, 20 % of them per pass, 8 a batch
+    aug = augmentation_for(iterations)
     base = [f"device={device}", f"threads={threads}", "progress=false", "plots=false", "tensorboard=false",
             "compile=false", f"data_augmentation_loop={aug:.6f}", f"eval_every={iterations}", "rollout_frames=100"]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):

@@ -119,8 +119,6 @@ def kill_mid_trial_then_resume(tmp_path: Path, storage: str, name: str) -> optun
     reached = False
     while time.time() < deadline and not reached:  # wait for one finished trial and a second one running
         time.sleep(0.5)
-        if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).exists():
-            continue  # opening the storage first would create its schema under the starting worker
         try:
             trials = optuna.load_study(study_name=name, storage=storage).trials
         except Exception:  # no database or study yet

@@ -41,6 +41,18 @@ def objective_values(metrics: Mapping[str, Any], objectives: list[str]) -> list[
     return out
 
 
+SCHEMA_ATTEMPTS = 8
+# What a worker sees when another creates the same new study database at the same moment (RDBStorage creates
+# the tables and writes the schema version without a lock): SQLite's and PostgreSQL's words for it.
+_SCHEMA_RACE = ("already exists", "unique constraint failed: alembic_version", "database is locked",
+                "duplicate key value violates unique constraint")
+
+
+def schema_race(reason: str) -> bool:
+    """Whether opening a storage failed only because another process was creating its schema at the same time."""
+    return any(words in reason.lower() for words in _SCHEMA_RACE)
+
+
 def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: int | None = None,
                  max_retry: int = 1) -> RetryingStorage:
     """An RDB storage (SQLite or PostgreSQL) that waits out database outages (`resilient`); with heartbeats, a
@@ -70,18 +82,6 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
                 continue
             raise StudyError(f"hydra.sweeper.storage={_redact(url)}: cannot open ({reason})") from e
     raise AssertionError("unreachable")
-
-
-SCHEMA_ATTEMPTS = 8
-# What a worker sees when another creates the same new study database at the same moment (RDBStorage creates
-# the tables and writes the schema version without a lock): SQLite's and PostgreSQL's words for it.
-_SCHEMA_RACE = ("already exists", "unique constraint failed: alembic_version", "database is locked",
-                "duplicate key value violates unique constraint")
-
-
-def schema_race(reason: str) -> bool:
-    """Whether opening a storage failed only because another process was creating its schema at the same time."""
-    return any(words in reason.lower() for words in _SCHEMA_RACE)
 
 
 def _redact(url: str) -> str:
