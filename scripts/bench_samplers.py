@@ -107,9 +107,11 @@ def one_study(problem: str, sampler: str, seed: int, n_trials: int, fraction: fl
         return [Outcome(m) for m in results]
 
     name = study_name(sampler, seed)
-    kind, *options = sampler.split("+")  # ucb_tree+gp+cover: the UCB tree with its GP guide and covering first batch
+    # ucb_tree+gp+cover+fresh: the UCB tree with its GP guide, covering first batch, and no configuration trained twice
+    kind, *options = sampler.split("+")
     settings = SweepSettings(sampler=kind, ucb_guide="gp" if "gp" in options else "none",
-                             ucb_first_batch="cover" if "cover" in options else "lab", study_name=name, storage=f"sqlite:///{out.resolve()}/{name}.db",
+                             ucb_first_batch="cover" if "cover" in options else "lab",
+                             ucb_rerun_root="fresh" not in options, study_name=name, storage=f"sqlite:///{out.resolve()}/{name}.db",
                              n_trials=n_trials, n_parallel=4, seed=seed, objectives=["rate_constants_R2"],
                              directions=["maximize"], params=pb.space, first_batch_params=pb.first_batch,
                              heartbeat_interval=60, grace_period=180)  # a killed run's trials are retried on resume

@@ -85,3 +85,9 @@ def test_sweep_ucb_guided_sets_the_measured_tree_options(compose_config):
     sw = cfg.hydra.sweeper
     assert (sw.sampler, sw.ucb_guide, sw.ucb_first_batch) == ("ucb_tree", "gp", "cover")
     assert list(sw.first_batch_params) == ["lr_k", "lr_node", "lr_sub"] and sw.study_name.endswith("_ucb_guided")
+
+
+def test_ucb_rerun_root_is_a_sweeper_override(compose_config):
+    assert compose_config("sweep=ucb", hydra=True).hydra.sweeper.ucb_rerun_root is True  # the lab's rule by default
+    cfg = compose_config("sweep=ucb", "hydra.sweeper.ucb_rerun_root=false", hydra=True)
+    assert cfg.hydra.sweeper.ucb_rerun_root is False

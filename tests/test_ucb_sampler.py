@@ -414,3 +414,34 @@ def test_covering_first_batch_spreads_over_the_space() -> None:
     again = new_study(make_sampler(seed=1, first_batch="cover"))
     run(again, 2)
     assert [t.params for t in sorted(again.trials, key=lambda t: t.number)] == [t.params for t in sorted(study.trials, key=lambda t: t.number)]
+
+
+def test_without_root_reruns_no_configuration_is_trained_twice() -> None:
+    # The lab's tree retrains each later block's root (an earlier best node): same config, same seed, same R2.
+    lab = new_study(make_sampler(seed=3))
+    run(lab, 9)  # 36 trials: blocks 1-3
+    by_iter = {t.number + 1: t for t in lab.trials}
+    for block in (2, 3):
+        first = by_iter[(block - 1) * 12 + 1]
+        assert first.user_attrs["mutation"] is None and first.params in [t.params for t in lab.trials[:first.number]]
+
+    study = new_study(make_sampler(seed=3, rerun_root=False))
+    run(study, 9)
+    keys = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(keys) == len(set(keys)) == 36  # every trial a new configuration
+    by_iter = {t.number + 1: t for t in study.trials}
+    assert [t.params for t in study.trials[:12]] == [t.params for t in lab.trials[:12]]  # block 1 as the lab's
+    for block in (2, 3):
+        start = (block - 1) * 12
+        best = max(study.trials[:start], key=lambda t: (t.value, -t.number))  # the block's root node
+        for t in study.trials[start:start + 4]:  # its first batch: children of that node, one move each
+            a = t.user_attrs
+            assert a["block"] == block and a["parent"] == best.number + 1 and a["mutation"] is not None
+            assert len(diff(t.params, best.params)) == 1
+        for t in study.trials[start + 4:start + 12]:  # later batches: parents inside the block
+            p = t.user_attrs["parent"]
+            assert p is None or start < p <= start + 12 - 4, (t.number, p)
+    # every move teaches the move statistics, the root's children against the root node's own R2 (with no
+    # baseline run in blocks 2-3 and parent None, their 8 first-batch moves would teach nothing)
+    stats = study.sampler.move_stats(study)
+    assert sum(n for _, n in stats.values()) == sum(t.user_attrs["mutation"] is not None for t in study.trials) == 35

@@ -28,6 +28,8 @@ def _one_line(e: Exception) -> str:
     if "Key '" in text and "is not in struct" in text:
         key = text.split("Key '")[1].split("'")[0]
         return f"{key}: unknown key (to list the keys: --cfg job)"
+    if text.startswith("Error merging override ") and e.__cause__ is not None:  # a typed key got a wrong value
+        return f"{text.removeprefix('Error merging override ')}: {str(e.__cause__).splitlines()[0]}"
     return text.splitlines()[0]
 
 

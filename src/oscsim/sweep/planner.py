@@ -13,6 +13,11 @@ seed's Batch 1). Later batches choose parents by the tree's scores:
 
 A move that changes nothing (parameter at its bound) or that would recreate a configuration already in the
 block is skipped for the next candidate (other direction, other parameter, other parent).
+
+With ``rerun_root`` off, no configuration the study has trained is trained again: a later block's first batch
+drops the baseline slot (the root is an earlier block's best node, already trained: with a seed in the config,
+its rerun repeats its R2 exactly) and its slots are children of that node, so their moves are scored against it;
+a move recreating a configuration of any block is skipped.
 """
 from __future__ import annotations
 
@@ -80,6 +85,7 @@ class TreeSettings:
     c: float
     guide: str = "none"  # "gp": a Gaussian process of the finished trials orders each slot's moves (surrogate.py)
     first_batch: str = "lab"  # block 1's first batch: "lab" (baseline + one-at-a-time moves) | "cover" (baseline + a Latin hypercube)
+    rerun_root: bool = True  # a later block's first batch retrains its root (the lab's baseline slot)
 
 
 GUIDES = ("none", "gp")
@@ -137,34 +143,38 @@ class _Batch:
         block_start = (self.block - 1) * settings.n_iter_block + 1
         self.batch_in_block = (it0 - block_start) // settings.n_parallel + 1
         block_nodes = [n for n in nodes if n.block == self.block]
-        self.root, self.root_rule = self._block_root([n for n in nodes if n.iteration < block_start])
+        self.root, self.root_rule, root_node = self._block_root([n for n in nodes if n.iteration < block_start])
+        # the root's node, when it is a trained node (a later block) that is not to be retrained: parent of the root's children
+        self.root_id = None if settings.rerun_root else root_node
         self.moves = all_moves(settings.space)
         self.stats = move_stats(nodes, settings.n_iter_block)
         self.scores = block_scores(block_nodes, self.block, settings.c)
         self.alive = [n for n in block_nodes if n.reward is not None]  # failed configs are not parents
         self.by_ucb = by_score(self.alive, self.scores)
-        self.taken = {config_key(configs[n.iteration]) for n in block_nodes}  # configs in the block so far
+        # configs not to recreate: the block's so far (the lab's rule), or every trained one
+        self.taken = {config_key(configs[n.iteration]) for n in (block_nodes if settings.rerun_root else nodes)}
         self.used: set[tuple[int | None, str]] = set()  # (parent, param) moved in this batch
         self.moved_params = {n.move[0] for n in block_nodes if n.move}  # params moved in this block
         done = [n for n in nodes if n.reward is not None]
         self.gp = (fit(settings.space, [configs[n.iteration] for n in done], [n.reward for n in done])
                    if settings.guide == "gp" else None)
 
-    def _block_root(self, earlier: list[TreeNode]) -> tuple[Config, str]:
+    def _block_root(self, earlier: list[TreeNode]) -> tuple[Config, str, int | None]:
+        """The block's root configuration, its parent rule, and the node it is (None: the base configuration)."""
         if self.block == 1:
-            return dict(self.s.root), "root (initial batch)"
+            return dict(self.s.root), "root (initial batch)", None
         done = [n for n in earlier if n.reward is not None]
         if not done:  # nothing ever completed: restart from the base configuration
-            return dict(self.s.root), f"root (block {self.block}: base config, no completed node)"
+            return dict(self.s.root), f"root (block {self.block}: base config, no completed node)", None
         best = max(done, key=lambda n: (n.reward, -n.iteration))
         rule = f"root (block {self.block}: best so far = Node {best.iteration}, R2={best.value:.4g})"
-        return dict(self.configs[best.iteration]), rule
+        return dict(self.configs[best.iteration]), rule, best.iteration
 
     # ------------------------------------------------------------------ slots
 
     def first_slot(self, s: int, role: str, rng: np.random.Generator) -> Plan:
         """A slot of the block's first batch: the baseline, then one move each from the root."""
-        if s == 0:
+        if s == 0 and config_key(self.root) not in self.taken:  # (never, with rerun_root off, once the root is trained)
             return Plan(dict(self.root), None, None, "exploit", "exploit (baseline)", None, self.root_rule)
         if self.block == 1 and self.s.first_batch == "cover":  # the rest of the batch spreads over the space
             draw_ = latin(self.s.space, self.s.n_parallel - 1, self.batch_rng)[s - 1]
@@ -256,7 +266,7 @@ class _Batch:
     def _cands(self, parent: TreeNode | None, moves: Iterable[Move], kind: str, role: str,
                strategy: Callable[[Move], str], rule: str) -> Iterator[Candidate]:
         config = self.root if parent is None else self.configs[parent.iteration]
-        pid = None if parent is None else parent.iteration
+        pid = self.root_id if parent is None else parent.iteration
         for m in moves:
             yield Candidate(pid, config, m, kind, role, strategy, rule)
 

@@ -141,7 +141,8 @@ class SweepRunner:
         sampler = make_sampler(settings.sampler, self.space, base_params, seed=settings.seed,
                                n_parallel=settings.n_parallel, n_iter_block=settings.n_iter_block,
                                ucb_c=settings.ucb_c, first_batch_params=settings.first_batch_params,
-                               ucb_guide=settings.ucb_guide, ucb_first_batch=settings.ucb_first_batch)
+                               ucb_guide=settings.ucb_guide, ucb_first_batch=settings.ucb_first_batch,
+                               ucb_rerun_root=settings.ucb_rerun_root)
         self.study = open_study(settings.study_name, self.storage, list(settings.directions), sampler,
                                 make_pruner(settings.pruner), self.fingerprint)
 

@@ -95,7 +95,7 @@ def _redact(url: str) -> str:
 
 def make_sampler(kind: str, space: dict[str, BaseDistribution], base: dict[str, Any], *, seed: int, n_parallel: int,
                  n_iter_block: int, ucb_c: float, first_batch_params: list[str] | None,
-                 ucb_guide: str = "none", ucb_first_batch: str = "lab") -> optuna.samplers.BaseSampler:
+                 ucb_guide: str = "none", ucb_first_batch: str = "lab", ucb_rerun_root: bool = True) -> optuna.samplers.BaseSampler:
     if kind == "ucb_tree":
         first = [p for p in (first_batch_params or []) if p in space] or None
         if ucb_guide not in GUIDES:
@@ -104,7 +104,7 @@ def make_sampler(kind: str, space: dict[str, BaseDistribution], base: dict[str, 
             raise StudyError(f"hydra.sweeper.ucb_first_batch={ucb_first_batch}: must be one of {', '.join(FIRST_BATCHES)}")
         return UCBTreeSampler(space, base, n_parallel=n_parallel, n_iter_block=n_iter_block, ucb_c=ucb_c,
                               seed=seed, first_batch_params=first, guide=ucb_guide,
-                              first_batch=ucb_first_batch)
+                              first_batch=ucb_first_batch, rerun_root=ucb_rerun_root)
     if kind == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(4, n_parallel), constant_liar=True)
     if kind == "gp":  # Optuna's Gaussian-process sampler (it brings torch into the sweeper process)

@@ -50,6 +50,8 @@ class UCBTreeSampler(BaseSampler):
             finished trials orders them and says how far each goes; ``surrogate``).
         first_batch: "lab" (block 1's first batch: the baseline and one-at-a-time moves of first_batch_params,
             the seed's Batch 1) or "cover" (the baseline and a Latin hypercube over the space).
+        rerun_root: True (the lab's): each later block's first batch retrains its root, an earlier block's best
+            node; False: no configuration is trained twice, the root's children name its node as their parent.
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class UCBTreeSampler(BaseSampler):
         first_batch_params: list[str] | None = None,
         guide: str = "none",
         first_batch: str = "lab",
+        rerun_root: bool = True,
     ) -> None:
         if n_parallel < 1:
             raise ValueError("n_parallel must be >= 1")
@@ -88,7 +91,7 @@ class UCBTreeSampler(BaseSampler):
         self._seed = (int(np.random.SeedSequence().entropy) if seed is None else int(seed)) % 2**63
         root = {k: self._base_value(k, d) for k, d in space.items()}
         self._tree = TreeSettings(space, root, list(first_batch_params), n_parallel, n_iter_block, float(ucb_c), guide,
-                                  first_batch)
+                                  first_batch, bool(rerun_root))
 
     @property
     def seed(self) -> int:
