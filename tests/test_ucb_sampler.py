@@ -440,7 +440,7 @@ def test_without_root_reruns_no_configuration_is_trained_twice() -> None:
             assert len(diff(t.params, best.params)) == 1
         for t in study.trials[start + 4:start + 12]:  # later batches: parents inside the block
             p = t.user_attrs["parent"]
-            assert p is None or start < p <= start + 12 - 4, (t.number, p)
+            assert p is not None and start < p <= start + 12 - 4, (t.number, p)
     # every move teaches the move statistics, the root's children against the root node's own R2 (with no
     # baseline run in blocks 2-3 and parent None, their 8 first-batch moves would teach nothing)
     stats = study.sampler.move_stats(study)
