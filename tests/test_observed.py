@@ -74,6 +74,45 @@ def test_relative_derivative_errors_count_in_units_of_each_metabolites_spread():
     assert float(pred) == pytest.approx(np.hypot(3, 8) + 2.0)
 
 
+@pytest.mark.parametrize("stoichiometry", ["given", "learned"])
+def test_relative_k_weighs_errors_for_k_alone(stoichiometry):
+    """error_scale=relative_k: log_k's gradient is that of the weighted loss, every other parameter's (MLP_sub,
+    MLP_node, the embedding, learned S) that of the absolute one; the loss's value is the weighted one."""
+    from oscsim.models import ReactionModel
+    from oscsim.network import build_network
+    from oscsim.objective import Objective
+
+    net = build_network(regime("tiny"))
+    torch.manual_seed(0)
+    model = ReactionModel(net, node_init="default", stoichiometry=stoichiometry)
+    c, target = torch.rand(6, net.n_metabolites) * 3, torch.randn(6, net.n_metabolites)
+    w = 1.0 + 9.0 * torch.rand(net.n_metabolites)
+
+    def grads(loss):
+        model.zero_grad()
+        loss.backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    hybrid = Objective(model, "derivative", [], None, k_err_scale=w)(c, target, {})["prediction"]
+    weighted_value = L.prediction_loss(model(c).dcdt, target, w)
+    assert float(hybrid.detach()) == pytest.approx(float(weighted_value.detach()), rel=1e-5)
+    got = grads(hybrid)
+    weighted = grads(L.prediction_loss(model(c).dcdt, target, w))
+    absolute = grads(L.prediction_loss(model(c).dcdt, target))
+    assert set(got) == set(absolute) and len(got) >= 4
+    for name, g in got.items():
+        want = weighted[name] if name == "log_k_param" else absolute[name]
+        other = absolute[name] if name == "log_k_param" else weighted[name]
+        assert torch.allclose(g, want, rtol=1e-4, atol=1e-6), name
+        assert not torch.allclose(g, other, rtol=1e-2, atol=1e-4), name  # the weights change every gradient
+
+
+def test_relative_k_is_refused_where_it_has_no_meaning(compose_config, tmp_path):
+    cfg = compose_config(*QUICK, "loss=observed", "simulation.noise=0.01", "window=4", "error_scale=relative_k")
+    with pytest.raises(ConfigError, match=r"^error_scale=relative_k: fits exact dc/dt only \(window=0, "):
+        T.train(cfg, tmp_path / "run")
+
+
 def test_smoothing_removes_noise_but_not_the_trajectory(tiny_ds):
     c = tiny_ds.concentrations
     noisy = observe(c, 0.03, 1, 0)

@@ -65,7 +65,7 @@ TRAINING_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "window": (lambda v: v == "auto" or isinstance(v, int) and 0 <= v <= 1000,
                "an integer in [0, 1000] (0: fit exact dc/dt) or auto"),
     "match_every": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
-    "error_scale": (lambda v: v in ("absolute", "relative"), "absolute or relative"),
+    "error_scale": (lambda v: v in ("absolute", "relative", "relative_k"), "absolute, relative or relative_k"),
     "start_smoothing": (lambda v: v == "auto" or isinstance(v, int) and 0 <= v <= 100, "an integer in [0, 100] or auto"),
     "heldout_fraction": (lambda v: 0 <= v <= 0.5, "in [0, 0.5]"),
     "heldout_window": (lambda v: isinstance(v, int) and 1 <= v <= 1000, "an integer in [1, 1000]"),

@@ -29,6 +29,7 @@ class Objective(nn.Module):
     def __init__(self, model: nn.Module, mode: str, terms: list[str], queries: torch.Tensor | None, *,
                  delta_t: float = 0.0, time_step: int = 1, substeps: int = 1, dt: float = 0.0, interval: float = 0.0,
                  window: int = 0, offsets: torch.Tensor | None = None, err_scale: torch.Tensor | None = None,
+                 k_err_scale: torch.Tensor | None = None,
                  log_k_range: tuple[float, float] = (0.0, 0.0), n_reactions: int = 0,
                  step: Callable | None = None, forced: torch.Tensor | None = None):
         super().__init__()
@@ -39,6 +40,7 @@ class Objective(nn.Module):
         self.register_buffer("queries", queries)
         self.register_buffer("offsets", offsets)
         self.register_buffer("err_scale", err_scale)
+        self.register_buffer("k_err_scale", k_err_scale)  # error_scale=relative_k: the weights k's gradient sees
         self.register_buffer("forced", forced)  # window mode: driven boundary species follow the observations
         self.delta_t, self.time_step, self.substeps, self.dt = delta_t, time_step, substeps, dt
         self.interval, self.window = interval, window
@@ -61,6 +63,9 @@ class Objective(nn.Module):
         else:
             out = self.step(c, self.queries)
             pred = L.prediction_loss(out.dcdt, target, self.err_scale)  # relative: small metabolites count too
+            if self.k_err_scale is not None:  # relative_k: k's gradient from weighted errors, the MLPs' from absolute
+                on_k = model.through_k(out)  # out.dcdt's values; its graph reaches log_k alone
+                pred = pred + L.prediction_loss(on_k, target, self.k_err_scale) - L.prediction_loss(on_k, target)
         terms = {"prediction": pred}
         sto = model.coefficients() if any(n in S_TERMS for n in self.terms) else None  # once for the S terms
         penalties: dict[str, Callable[[], torch.Tensor]] = {

@@ -92,6 +92,9 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
             raise ConfigError("optimizer=lbfgs: one model fitting exact dc/dt only (batched=false, window=0, "
                               "recurrent_training=false)")
         n_total = int(cfg.lbfgs_steps)
+    if cfg.error_scale == "relative_k" and (recurrent or max_window(cfg)):
+        raise ConfigError("error_scale=relative_k: fits exact dc/dt only (window=0, recurrent_training=false); "
+                          "relative weighs windows and recurrent steps")
     window, smoothing = cfg.get("window") or 0, cfg.get("start_smoothing") or 0
     objective_data: dict = {}
     if window:  # observed data: only the observed series (noisy, strided) is read from here on
@@ -126,9 +129,10 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
         n_draw = p.n_frames - 4 - time_step  # frames drawn from [0, n_draw), as the lab draws them
         xnorm = 1.5 * float(np.std(ds.concentrations))
         objective_data = dict(mode="recurrent" if recurrent else "derivative", delta_t=p.delta_t, time_step=time_step)
-        if str(cfg.error_scale) == "relative":  # each metabolite's dc/dt error in units of its dc/dt's spread
+        if str(cfg.error_scale) != "absolute":  # each metabolite's dc/dt error in units of its dc/dt's spread
             rates = np.diff(ds.concentrations, axis=0) / p.delta_t if recurrent else ds.dcdt
-            objective_data["err_scale"] = torch.as_tensor(derivative_error_weights(rates), dtype=conc.dtype, device=device)
+            key = "err_scale" if cfg.error_scale == "relative" else "k_err_scale"
+            objective_data[key] = torch.as_tensor(derivative_error_weights(rates), dtype=conc.dtype, device=device)
 
     boundary = np.flatnonzero(ds.network.boundary_mask) if ds.params.drive else np.array([], dtype=np.int64)
     forced = torch.as_tensor(boundary, device=device) if window and len(boundary) else None  # driven species
@@ -140,6 +144,9 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
         models.append(build_model(ds.network, model_cfg, (p.log_k_min, p.log_k_max), hidden_dim_sub=int(cfg.hidden_dim_sub),
                                   n_layers_sub=int(cfg.n_layers_sub), hidden_dim_node=int(cfg.hidden_dim_node),
                                   n_layers_node=int(cfg.n_layers_node)).to(device))
+    if "k_err_scale" in objective_data and not hasattr(models[0], "through_k"):
+        raise ConfigError(f"error_scale=relative_k: model {cfg.model.get('name', '')} holds no mass-action rates; "
+                          "use relative")
     settings = [{k: float(c.get(k) or 0.0) for k in PER_MODEL_SETTINGS} for c in cfgs]
     learned_S = getattr(models[0], "learned_S", False)  # model.stoichiometry=learned: S's coefficients are parameters
     terms_on = active_terms(settings, learned_S, has_sub=models[0].sub is not None)

@@ -12,6 +12,7 @@ class Output:
     dcdt: torch.Tensor  # (B, n_met) predicted derivative
     node: torch.Tensor  # (B, n_met) homeostasis term (MLP_node output)
     sub_queries: torch.Tensor | None  # (Q,) MLP_sub at extra (c, |s|) points, for regularisers
+    rates: torch.Tensor | None = None  # (B, n_rxn) reaction rates, where the model has them (error_scale=relative_k)
 
 
 class RateModel(nn.Module):

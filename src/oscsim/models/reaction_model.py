@@ -225,7 +225,16 @@ class ReactionModel(RateModel):
         S_T = self.stoichiometry().T.to(c.dtype) if self.learned_S else self.S_T.to(c.dtype)
         v, queried = self.rates(c, sub_queries)
         node = self.homeostasis(c)
-        return Output(v @ S_T + node, node, queried)
+        return Output(v @ S_T + node, node, queried, v)
+
+    def through_k(self, out: Output) -> torch.Tensor:
+        """out.dcdt's values with a graph into log_k alone (error_scale=relative_k): its gradient with respect to
+        log_k is out.dcdt's, and nothing else gets one. dcdt = (agg 10^log_k) S^T + node, so a factor that is 1 in
+        value and 10^log_k in gradient, on detached rates, is all k's path needs."""
+        log_k = self.log_k
+        dv = out.rates.detach() * (torch.pow(10.0, log_k - log_k.detach()) - 1.0)  # zero in value
+        S_T = self.stoichiometry().T if self.learned_S else self.S_T
+        return out.dcdt.detach() + dv @ S_T.detach().to(dv.dtype)
 
     def rates(self, c: torch.Tensor, sub_queries: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(B, n_rxn) reaction rates v at concentrations c, and MLP_sub at the regularisers' query points."""
