@@ -65,3 +65,25 @@ def test_seeds_trial_reports_each_seed_and_scores_the_mean(tmp_path):
     assert t.intermediate_values == pytest.approx({0: per_seed[0], 1: per_seed[1], 2: per_seed[2]})
     assert t.values[0] == pytest.approx(np.mean(per_seed))
     assert t.user_attrs["metrics"]["rate_constants_R2_std"] == pytest.approx(np.std(per_seed))
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_a_resumed_seeded_study_draws_new_configurations(tmp_path, sampler):
+    """Optuna's seeded samplers draw from one generator: a second process with the same seed would repeat the
+    study's first configurations. Resumed, the sampler draws on from where the study is: 4 distinct values of
+    lr_k over two runs of 2 (all four TPE's random start-up draws), and the first run's are those a fresh study
+    with that seed draws."""
+    def launch(jobs, numbers):
+        return [Outcome({"rate_constants_R2": 0.1 * n, "test_R2": 0.0, "status": "partial"}) for n in numbers]
+
+    def run(n_trials, name):
+        s = SweepSettings(sampler=sampler, study_name=name, storage=f"sqlite:///{tmp_path}/{name}.db", n_trials=n_trials,
+                          n_parallel=2, n_iter_block=2, seed=3, params={"lr_k": "tag(log, interval(1e-4, 1e-2))"},
+                          heartbeat_interval=None)
+        runner = SweepRunner(s, {"lr_k": 0.005, "seed": 42}, ["simulation=tiny"], tmp_path / name, "t", "abc")
+        return [t.params["lr_k"] for t in sorted(runner.run(launch).trials, key=lambda t: t.number)]
+
+    first = run(2, "resumed")
+    both = run(4, "resumed")
+    assert both[:2] == first and len(set(both)) == 4
+    assert run(2, "fresh") == first  # a fresh study still reproduces from its seed

@@ -22,7 +22,8 @@ from . import records
 from .resilient import is_transient, retry, seconds_since_recovery
 from .settings import SweepSettings
 from .space import describe, override_value, parse_search_space
-from .study import make_pruner, make_sampler, objective_values, open_storage, open_study
+from .study import (RESEEDED_ON_RESUME, make_pruner, make_sampler, objective_values, open_storage, open_study,
+                    resumed_seed)
 
 log = logging.getLogger(__name__)
 
@@ -138,13 +139,19 @@ class SweepRunner:
         self.storage = open_storage(settings.storage, settings.heartbeat_interval, settings.grace_period,
                                     settings.max_retry)
         base_params = {k: base.get(k) for k in self.space}
-        sampler = make_sampler(settings.sampler, self.space, base_params, seed=settings.seed,
-                               n_parallel=settings.n_parallel, n_iter_block=settings.n_iter_block,
-                               ucb_c=settings.ucb_c, first_batch_params=settings.first_batch_params,
-                               ucb_guide=settings.ucb_guide, ucb_first_batch=settings.ucb_first_batch,
-                               ucb_rerun_root=settings.ucb_rerun_root)
-        self.study = open_study(settings.study_name, self.storage, list(settings.directions), sampler,
+
+        def sampler(seed: int):
+            return make_sampler(settings.sampler, self.space, base_params, seed=seed,
+                                n_parallel=settings.n_parallel, n_iter_block=settings.n_iter_block,
+                                ucb_c=settings.ucb_c, first_batch_params=settings.first_batch_params,
+                                ucb_guide=settings.ucb_guide, ucb_first_batch=settings.ucb_first_batch,
+                                ucb_rerun_root=settings.ucb_rerun_root)
+
+        self.study = open_study(settings.study_name, self.storage, list(settings.directions), sampler(settings.seed),
                                 make_pruner(settings.pruner), self.fingerprint)
+        held = len(self.study.get_trials(deepcopy=False))
+        if held and settings.sampler in RESEEDED_ON_RESUME:  # resuming: draw on from where the study is
+            self.study.sampler = sampler(resumed_seed(settings.seed, held))
 
     def _enqueue_missing(self) -> None:
         present = {t.user_attrs.get("enqueue_id") for t in self.study.get_trials(deepcopy=False)}

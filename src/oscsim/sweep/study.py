@@ -8,6 +8,7 @@ import time
 import warnings
 from typing import Any, Mapping
 
+import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.exceptions import ExperimentalWarning
@@ -91,6 +92,17 @@ def _redact(url: str) -> str:
         creds, host = rest.rsplit("@", 1)
         return f"{scheme}://{creds.split(':')[0]}:***@{host}" if ":" in creds else url
     return url
+
+
+RESEEDED_ON_RESUME = ("tpe", "gp", "random")  # samplers that draw from one generator seeded once
+
+
+def resumed_seed(seed: int, n_trials: int) -> int:
+    """The seed of a seeded Optuna sampler (tpe, gp, random) in a process resuming a study that holds n_trials:
+    those samplers draw from one generator seeded at construction, so a new process with the study's seed would
+    draw the configurations of the study's first trials again (seen: a resumed random study's trials 9-12 repeated
+    5-8). A fresh study (0 trials) keeps the seed itself, so studies still reproduce from their seed."""
+    return int(seed) if n_trials == 0 else int(np.random.SeedSequence([int(seed), n_trials]).generate_state(1)[0])
 
 
 def make_sampler(kind: str, space: dict[str, BaseDistribution], base: dict[str, Any], *, seed: int, n_parallel: int,
