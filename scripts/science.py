@@ -6,7 +6,8 @@ Plans (`--plan`):
   oracle's structured least-squares estimate, computed here).
 - `ablation`: the lab's model, then each model entry one change at a time, then the default (3 seeds each).
 - `regimes`: the lab's regimes named by `--regimes` (SPEC §7), each with its ceiling, the default model (5
-  seeds), the default with `error_scale=relative` (5 seeds) and the lab's model (3 seeds): one table per regime.
+  seeds), the default with `error_scale=relative` and with `relative_k` (5 seeds each) and the lab's model (3 seeds):
+  one table per regime.
 - `s_recovery`: learning S as well as k on rank_50 (SPEC §8): the default model with
   `model.stoichiometry=learned` (5 seeds), the lab's model with the lab's S-recovery settings (3 seeds), and the
   S-given default trained the same way for the wall-time comparison.
@@ -68,9 +69,12 @@ TARGET_NETWORKS = ("rank50_net42", "rank50_net1", "rank50_net2", "rank50_net3", 
 # `--regimes` names a simulation entry; its runs live under the network key.
 REGIME_NETWORKS = {"oscillatory_rank_20": "rank20_net42", "oscillatory_rank_50": "rank50_net42",
                    "oscillatory_rank_70": "rank70_net42"}
-REGIME_ARMS = {"default": [1, 2, 3, 4, 5], "relative": [1, 2, 3, 4, 5], "faithful": [1, 2, 3]}
+REGIME_ARMS = {"default": [1, 2, 3, 4, 5], "relative": [1, 2, 3, 4, 5], "relative_k": [1, 2, 3, 4, 5],
+               "faithful": [1, 2, 3]}
 # `relative`: the default with small metabolites' dc/dt errors in their own units (weights 1..100; rank_70 needs it)
-REGIME_OVERRIDES = {"default": [], "relative": ["error_scale=relative"], "faithful": ABLATION["faithful"][0]}
+# `relative_k`: those weights for k's gradient alone, the MLPs' from the errors as measured
+REGIME_OVERRIDES = {"default": [], "relative": ["error_scale=relative"], "relative_k": ["error_scale=relative_k"],
+                    "faithful": ABLATION["faithful"][0]}
 # Learning S (SPEC §8), on rank_50: arm -> (overrides, what it is, seeds).
 S_RECOVERY: dict[str, tuple[list[str], str, list[int]]] = {
     "s_learned": (["model.stoichiometry=learned", "loss=s_learned"],
