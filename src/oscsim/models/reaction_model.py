@@ -222,7 +222,7 @@ class ReactionModel(RateModel):
         return self._messages(x, powers, torch.arange(len(powers), device=powers.device)).abs()
 
     def forward(self, c: torch.Tensor, sub_queries: torch.Tensor | None = None) -> Output:
-        S_T = self.stoichiometry().T.to(c.dtype) if self.learned_S else self.S_T.to(c.dtype)
+        S_T = self.stoichiometry().T.to(c.dtype)
         v, queried = self.rates(c, sub_queries)
         node = self.homeostasis(c)
         return Output(v @ S_T + node, node, queried, v)
@@ -233,8 +233,7 @@ class ReactionModel(RateModel):
         value and 10^log_k in gradient, on detached rates, is all k's path needs."""
         log_k = self.log_k
         dv = out.rates.detach() * (torch.pow(10.0, log_k - log_k.detach()) - 1.0)  # zero in value
-        S_T = self.stoichiometry().T if self.learned_S else self.S_T
-        return out.dcdt.detach() + dv @ S_T.detach().to(dv.dtype)
+        return out.dcdt.detach() + dv @ self.stoichiometry().T.detach().to(dv.dtype)
 
     def rates(self, c: torch.Tensor, sub_queries: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(B, n_rxn) reaction rates v at concentrations c, and MLP_sub at the regularisers' query points."""
