@@ -62,8 +62,10 @@ class Problem:
 PROBLEMS = {
     "lab": Problem(["model=faithful", "loss=default", "seed=42"], LAB_SPACE, 1000),
     # The default model where its settings matter: rank_70 on a budget of 3,600 iterations a trial (a fixed
-    # budget is the problem, so every trial is full length).
-    "rank70_3600": Problem(["simulation=oscillatory_rank_70", "seed=1"], DEFAULT_SPACE, 50, (0.6, 0.7)),
+    # budget is the problem, so every trial is full length). Errors as measured, as it was benchmarked (README)
+    # before the default weighed them for k (error_scale=relative_k).
+    "rank70_3600": Problem(["simulation=oscillatory_rank_70", "error_scale=absolute", "seed=1"], DEFAULT_SPACE, 50,
+                           (0.6, 0.7)),
     "tiny": Problem(["simulation=tiny", "model=faithful", "loss=default", "seed=42"], LAB_SPACE, 10),  # a smoke run
 }
 SAMPLERS = ("ucb_tree", "tpe", "gp", "random")

@@ -6,7 +6,7 @@ Plans (`--plan`):
   oracle's structured least-squares estimate, computed here).
 - `ablation`: the lab's model, then each model entry one change at a time, then the default (3 seeds each).
 - `regimes`: the lab's regimes named by `--regimes` (SPEC §7), each with its ceiling, the default model (5
-  seeds), the default with `error_scale=relative` and with `relative_k` (5 seeds each) and the lab's model (3 seeds):
+  seeds), the default with `error_scale=absolute` and with `relative` (5 seeds each) and the lab's model (3 seeds):
   one table per regime.
 - `s_recovery`: learning S as well as k on rank_50 (SPEC §8): the default model with
   `model.stoichiometry=learned` (5 seeds), the lab's model with the lab's S-recovery settings (3 seeds), and the
@@ -53,7 +53,9 @@ ABLATION: dict[str, tuple[list[str], str]] = {
     "recovery": (["model=recovery", "loss=recovery"], "+ live MLP_node, no L1 pull on it, cosine decay"),
     "structured": (["model=structured", "loss=recovery"], "+ tied same-column pairs, prior on the free k"),
     "recovery_gated": (["model=recovery_gated", "loss=recovery"], "+ gate c: exponent 1 imposed (comparison)"),
-    "default": ([], "+ origin gate: zero at c = 0, the form learned (conf/config.yaml)"),
+    "origin_gate": (["error_scale=absolute"], "+ origin gate: zero at c = 0, the form learned"),
+    "default": ([], "+ k's gradient weighs each metabolite's dc/dt error in its own units (error_scale=relative_k; "
+                    "conf/model/learned_form.yaml)"),
 }
 # The targets: the default on several networks; (network overrides, seeds).
 NETWORKS: dict[str, list[str]] = {
@@ -69,11 +71,12 @@ TARGET_NETWORKS = ("rank50_net42", "rank50_net1", "rank50_net2", "rank50_net3", 
 # `--regimes` names a simulation entry; its runs live under the network key.
 REGIME_NETWORKS = {"oscillatory_rank_20": "rank20_net42", "oscillatory_rank_50": "rank50_net42",
                    "oscillatory_rank_70": "rank70_net42"}
-REGIME_ARMS = {"default": [1, 2, 3, 4, 5], "relative": [1, 2, 3, 4, 5], "relative_k": [1, 2, 3, 4, 5],
+REGIME_ARMS = {"default": [1, 2, 3, 4, 5], "absolute": [1, 2, 3, 4, 5], "relative": [1, 2, 3, 4, 5],
                "faithful": [1, 2, 3]}
-# `relative`: the default with small metabolites' dc/dt errors in their own units (weights 1..100; rank_70 needs it)
-# `relative_k`: those weights for k's gradient alone, the MLPs' from the errors as measured
-REGIME_OVERRIDES = {"default": [], "relative": ["error_scale=relative"], "relative_k": ["error_scale=relative_k"],
+# The default weighs each metabolite's dc/dt error by its own spread for k's gradient alone (error_scale=relative_k).
+# `absolute`: every error as measured (the default before 2026-12-03; rank_70's slow metabolites are lost in it);
+# `relative`: the weights for every parameter's gradient
+REGIME_OVERRIDES = {"default": [], "absolute": ["error_scale=absolute"], "relative": ["error_scale=relative"],
                     "faithful": ABLATION["faithful"][0]}
 # Learning S (SPEC §8), on rank_50: arm -> (overrides, what it is, seeds).
 S_RECOVERY: dict[str, tuple[list[str], str, list[int]]] = {
@@ -187,8 +190,9 @@ def result_config(cfg) -> dict:
             sim.pop(k, None)
     out["simulation"] = sim
     if not out.get("window"):
-        for k in ("window", "start_smoothing", "heldout_fraction", "heldout_window", "error_scale", "match_every"):
+        for k in ("window", "start_smoothing", "heldout_fraction", "heldout_window", "match_every"):
             out.pop(k, None)
+    out["error_scale"] = out.get("error_scale") or "absolute"  # runs saved before it existed took errors as measured
     if out.get("match_every") in (None, 1):  # runs saved before match_every existed matched every observation
         out.pop("match_every", None)
     if not out.get("S_exponent_ramp"):  # likewise for runs saved before the exponent ramp existed
@@ -600,8 +604,11 @@ def copy_figures(root: Path, docs: Path) -> list[str]:
                 lines += [f"{arm}: {name[:-4]}", "", f"![{arm} {name[:-4]}](figures/{arm}_{name})", ""]
     extra = [("rank50_net42/s_learned_seed1/figures/stoichiometry.png", "s_learned_stoichiometry.png",
               "rank_50, S learned (`loss=s_learned`), seed 1: learned against true coefficients, and the matrix"),
-             ("rank70_net42/default_seed1/figures/rate_constants.png", "rank70_default_rate_constants.png",
-              "rank_70, default, seed 1: learned against true k (the two identifiable outliers are reactions 45 and 47)"),
+             ("rank70_net42/default_seed1/figures/rate_constants.png", "rank70_relative_k_rate_constants.png",
+              "rank_70, default (error_scale=relative_k), seed 1: learned against true k"),
+             ("rank70_net42/absolute_seed1/figures/rate_constants.png", "rank70_default_rate_constants.png",
+              "rank_70, error_scale=absolute (the default before 2026-12-03), seed 1: learned against true k (the two "
+              "identifiable outliers are reactions 45 and 47)"),
              ("ecoli_core/mm_km_learned_seed1/figures/rate_constants.png", "ecoli_mm_rate_constants.png",
               "E. coli core, Michaelis-Menten model with Km learned, seed 1: learned against true log10 Vmax"),
              ("ecoli_core/mm_km_learned_seed1/figures/Km.png", "ecoli_mm_Km.png",

@@ -92,9 +92,11 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
             raise ConfigError("optimizer=lbfgs: one model fitting exact dc/dt only (batched=false, window=0, "
                               "recurrent_training=false)")
         n_total = int(cfg.lbfgs_steps)
-    if cfg.error_scale == "relative_k" and (recurrent or max_window(cfg)):
-        raise ConfigError("error_scale=relative_k: fits exact dc/dt only (window=0, recurrent_training=false); "
-                          "relative weighs windows and recurrent steps")
+    error_scale = str(cfg.error_scale)
+    if error_scale == "relative_k" and (recurrent or max_window(cfg)):  # k's path exists for exact dc/dt only
+        log.info("error_scale=relative_k weighs exact dc/dt only: windows and recurrent steps take errors as "
+                 "measured (absolute; error_scale=relative weighs them)")
+        error_scale = "absolute"
     window, smoothing = cfg.get("window") or 0, cfg.get("start_smoothing") or 0
     objective_data: dict = {}
     if window:  # observed data: only the observed series (noisy, strided) is read from here on
@@ -120,7 +122,7 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
         steps_ahead = torch.arange(1, window + 1, device=device)  # the window's observations (the loss picks offsets)
         xnorm = 1.5 * float(np.std(obs.c))
         objective_data = dict(mode="window", window=window, substeps=obs.substeps, dt=obs.dt, interval=obs.interval * match,
-                              offsets=offsets, err_scale=torch.as_tensor(error_weights(obs.c, str(cfg.error_scale)),
+                              offsets=offsets, err_scale=torch.as_tensor(error_weights(obs.c, error_scale),
                                                                          dtype=obs_c.dtype, device=device))
         n_draw = len(train_starts)
     else:
@@ -129,9 +131,9 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
         n_draw = p.n_frames - 4 - time_step  # frames drawn from [0, n_draw), as the lab draws them
         xnorm = 1.5 * float(np.std(ds.concentrations))
         objective_data = dict(mode="recurrent" if recurrent else "derivative", delta_t=p.delta_t, time_step=time_step)
-        if str(cfg.error_scale) != "absolute":  # each metabolite's dc/dt error in units of its dc/dt's spread
+        if error_scale != "absolute":  # each metabolite's dc/dt error in units of its dc/dt's spread
             rates = np.diff(ds.concentrations, axis=0) / p.delta_t if recurrent else ds.dcdt
-            key = "err_scale" if cfg.error_scale == "relative" else "k_err_scale"
+            key = "err_scale" if error_scale == "relative" else "k_err_scale"
             objective_data[key] = torch.as_tensor(derivative_error_weights(rates), dtype=conc.dtype, device=device)
 
     boundary = np.flatnonzero(ds.network.boundary_mask) if ds.params.drive else np.array([], dtype=np.int64)
