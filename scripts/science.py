@@ -535,7 +535,10 @@ def regimes_section(root: Path, regimes: list[str], ceilings: dict[str, dict]) -
     """One table per regime: its ceiling, the default model and the lab's model (median ± std over seeds)."""
     lines = ["## The lab's regimes (SPEC §7): ceiling, default model, lab's model", "",
              "Targets (default model, median over 5 seeds): identifiable R2 >= 0.995 with 0 identifiable outliers; "
-             "all-reaction R2 within 0.02 of the ceiling. The lab's model runs with the lab's Batch 1 settings.", ""]
+             "all-reaction R2 within 0.02 of the ceiling. The lab's model runs with the lab's Batch 1 settings. "
+             "default: `error_scale=relative_k` (k's gradient weighs each metabolite's dc/dt error by the mean spread of "
+             "dc/dt over its own, between 1 and 100; the MLPs' take errors as measured); absolute: every error as "
+             "measured (the default before 2026-12-03); relative: the weights for every parameter.", ""]
     for regime in regimes:
         net = REGIME_NETWORKS[regime]
         c = ceilings.get(net)
