@@ -46,6 +46,7 @@ oracle: $(STAMP)
 bench: $(STAMP)
 	$(PYTHON) scripts/bench.py
 	$(PYTHON) scripts/bench.py --batched
+	$(PYTHON) scripts/bench.py --error-scale
 
 clean:
 	rm -rf $(VENV) multirun/* outputs data

@@ -81,6 +81,28 @@ def bench_training(iterations: int, threads: int, compile_: bool) -> float:
     return m["iterations_per_second"], m["iterations"]
 
 
+def bench_error_scale(iterations: int, threads: int, repeats: int = 3) -> dict[str, list[float]]:
+    """Iterations per second of the default model on rank_50 (uncompiled) with errors as measured and with k's
+    gradient weighted (relative_k, the default), alternating so both see the same machine state."""
+    import tempfile
+
+    from hydra import compose, initialize_config_dir
+
+    from oscsim import train as T
+
+    out: dict[str, list[float]] = {"absolute": [], "relative_k": []}
+    for _ in range(repeats):
+        for scale in out:
+            with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+                cfg = compose("config", overrides=[f"error_scale={scale}", f"threads={threads}", "compile=false",
+                                                   "progress=false", "plots=false", "tensorboard=false",
+                                                   f"data_augmentation_loop={augmentation_for(iterations):.6f}",
+                                                   "rollout_frames=10", f"eval_every={iterations}"])
+            with tempfile.TemporaryDirectory() as d:
+                out[scale].append(T.train(cfg, Path(d))["iterations_per_second"])
+    return out
+
+
 def bench_batched(n_models: int, differ: str, aug: float, threads: int) -> tuple[float, float]:
     """Wall seconds of one model, then of n_models trained as one batch (the default model on rank_50):
     `seeds` (seeds 1..n) or `configs` (seed 1, learning rates and coefficients differ)."""
@@ -114,8 +136,15 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=3000)
     ap.add_argument("--batched", action="store_true", help="only the batched-trials figures (5 seeds, 4 configurations, "
                                                           "7,200 iterations each)")
+    ap.add_argument("--error-scale", action="store_true", help="only the default model's it/s with error_scale "
+                                                              "absolute vs relative_k (3 runs each, alternating)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.error_scale:
+        for scale, ips in bench_error_scale(args.iterations, args.threads).items():
+            print(f"default model, rank_50, error_scale={scale}: {args.iterations} iterations, threads={args.threads}, "
+                  f"uncompiled: {', '.join(f'{v:.0f}' for v in ips)} it/s")
+        return
     if args.batched:
         for n, differ in ((5, "seeds"), (4, "configs")):
             one, many = bench_batched(n, differ, 100, args.threads)
