@@ -64,6 +64,9 @@ def test_cli_rejects_before_any_work(tmp_path):
     assert not any(tmp_path.iterdir())  # nothing generated, no run directory
 
 
+SWEEPS = ["ucb", "ucb_guided", "tpe", "gp", "random", "ucb_seeds", "lab_batches"]
+
+
 def test_slurm_example_launcher_composes_with_one_gpu_per_job(compose_config):
     cfg = compose_config("sweep=ucb", "hydra/launcher=slurm_gpu", hydra=True)
     assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
@@ -71,13 +74,19 @@ def test_slurm_example_launcher_composes_with_one_gpu_per_job(compose_config):
     assert cfg.hydra.sweeper.sampler == "ucb_tree" and cfg.hydra.sweeper.n_parallel == 4
 
 
-@pytest.mark.parametrize("sweep", ["ucb", "tpe", "random", "ucb_seeds", "lab_batches"])
+@pytest.mark.parametrize("sweep", SWEEPS)
 def test_every_sweep_config_shares_the_common_block(compose_config, sweep):
     cfg = compose_config(f"sweep={sweep}", "simulation=tiny", hydra=True)
     assert cfg.hydra.sweeper._target_ == "hydra_plugins.oscsim_sweeper.sweeper.OscsimOptunaSweeper"
     assert OmegaConf.to_container(cfg.hydra.sweep) == {"dir": "multirun/${hydra.sweeper.study_name}",
                                                        "subdir": "iter_${sweep_trial.iter}"}
     assert cfg.hydra.sweep.dir == f"multirun/{cfg.hydra.sweeper.study_name}"
+
+
+def test_sweep_configs_keep_their_studies_apart(compose_config):
+    names = {s: compose_config(f"sweep={s}", "simulation=tiny", hydra=True).hydra.sweeper.study_name for s in SWEEPS}
+    assert len(set(names.values())) == len(SWEEPS), names  # no two sweep kinds resume each other's study
+    assert names["gp"] == "tiny_gp"
 
 
 def test_sweep_ucb_guided_sets_the_measured_tree_options(compose_config):
