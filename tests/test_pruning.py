@@ -67,7 +67,7 @@ def test_seeds_trial_reports_each_seed_and_scores_the_mean(tmp_path):
     assert t.user_attrs["metrics"]["rate_constants_R2_std"] == pytest.approx(np.std(per_seed))
 
 
-@pytest.mark.parametrize("sampler", ["random", "tpe"])
+@pytest.mark.parametrize("sampler", ["random", "tpe", "gp"])
 def test_a_resumed_seeded_study_draws_new_configurations(tmp_path, sampler):
     """Optuna's seeded samplers draw from one generator: a second process with the same seed would repeat the
     study's first configurations. Resumed, the sampler draws on from where the study is: 4 distinct values of
