@@ -10,9 +10,9 @@ multirun/bench_samplers/<problem>_f<fraction>/: the best rate_constants_R2 after
 sampler seeds), the trials each study needed to reach the milestones 0.5 and 0.69 (the lab: 14 and 21, full
 length), results.json and a figure of best-so-far curves. `--full-reruns` reruns each study's best-so-far
 configurations at full length (cached) and reports the milestones on those. Resumable: studies live in SQLite
-files there, and a rerun continues them. Each finished study's trials are also written to
-benchmarks/samplers/<problem>_f<fraction>/ (tracked), which `--report` reads for studies whose SQLite file is not
-on the machine.
+files there, and a rerun continues them. After every batch each study is also written to
+benchmarks/samplers/<problem>_f<fraction>/<study>.json (tracked): `--report` reads it for studies whose SQLite file
+is not on the machine, and a run continues such a study from it (on another machine, say).
 """
 from __future__ import annotations
 
@@ -93,6 +93,7 @@ def one_study(problem: str, sampler: str, seed: int, n_trials: int, fraction: fl
     """Run (or resume) one study in this process; returns its trials in order: params and R^2 (None: failed)."""
     from oscsim.config import simulation_params
     from oscsim.sweep.runner import Outcome, SweepRunner, SweepSettings
+    from oscsim.sweep.transfer import restore_study
     from oscsim.train import train_batch
 
     pb = PROBLEMS[problem]
@@ -118,15 +119,43 @@ def one_study(problem: str, sampler: str, seed: int, n_trials: int, fraction: fl
                              directions=["maximize"], params=pb.space, first_batch_params=pb.first_batch,
                              heartbeat_interval=60, grace_period=180)  # a killed run's trials are retried on resume
     base = {k: base_cfg[k] for k in base_cfg if not hasattr(base_cfg[k], "keys")}
+    record = record_path(out, name)
+    if not (out / f"{name}.db").exists() and (carried := read_record(record)["study"]):
+        # begun on another machine: continue from the trials its record carries
+        restore_study(carried, name, settings.storage, settings.directions)
+        print(f"{name}: restored {len(carried)} trials from {record}", flush=True)
     runner = SweepRunner(settings, base, base_overrides, out / name, f"bench_{problem}", simulation_params(base_cfg).digest())
-    study = runner.run(launch)
+    study = runner.run(launch, after_batch=lambda st: write_record(record, st))  # a session may end any time
     return [{"params": t.params, "R2": t.values[0] if t.values else None}
             for t in sorted(study.trials, key=lambda t: t.number)]
 
 
 def record_path(out: Path, name: str) -> Path:
-    """Where a finished study's trials are kept in the repository (the SQLite files under multirun/ are not)."""
+    """Where a study's trials are kept in the repository (the SQLite files under multirun/ are not)."""
     return RECORDS / out.name / f"{name}.json"
+
+
+def done_trials(study) -> list[dict]:
+    """The study's finished trials in order, without the killed runs' trials that were retried: params and R^2."""
+    retried = {t.system_attrs.get("failed_trial") for t in study.trials} - {None}
+    done = [t for t in sorted(study.trials, key=lambda t: t.number) if t.state.is_finished() and t.number not in retried]
+    return [{"params": t.params, "R2": t.values[0] if t.values else None} for t in done]
+
+
+def write_record(path: Path, study) -> None:
+    """The study as the repository keeps it: its trials for --report and, to resume it on another machine, its
+    finished trials with what a restore needs (sweep/transfer.py). Written after every batch."""
+    from oscsim.files import write_text
+    from oscsim.sweep.transfer import study_to_json
+
+    write_text(path, json.dumps({"trials": done_trials(study), "study": study_to_json(study)}, indent=1) + "\n")
+
+
+def read_record(path: Path) -> dict:
+    """A record: {"trials": [...], "study": [...]} (records written before studies were restorable are a bare
+    list of trials, and carry no study)."""
+    data = json.loads(path.read_text()) if path.exists() else []
+    return {"trials": data, "study": []} if isinstance(data, list) else data
 
 
 def finished_study(out: Path, sampler: str, seed: int, n_trials: int) -> list[dict] | None:
@@ -135,16 +164,11 @@ def finished_study(out: Path, sampler: str, seed: int, n_trials: int) -> list[di
     import optuna
 
     name = study_name(sampler, seed)
-    if not (out / f"{name}.db").exists():
-        record = record_path(out, name)
-        trials = json.loads(record.read_text()) if record.exists() else []
-        return trials[:n_trials] if len(trials) >= n_trials else None
-    study = optuna.load_study(study_name=name, storage=f"sqlite:///{out.resolve()}/{name}.db")
-    retried = {t.system_attrs.get("failed_trial") for t in study.trials} - {None}  # a killed run's trials, rerun
-    done = [t for t in sorted(study.trials, key=lambda t: t.number) if t.state.is_finished() and t.number not in retried]
-    if len(done) < n_trials:
-        return None
-    return [{"params": t.params, "R2": t.values[0] if t.values else None} for t in done[:n_trials]]
+    if (out / f"{name}.db").exists():
+        trials = done_trials(optuna.load_study(study_name=name, storage=f"sqlite:///{out.resolve()}/{name}.db"))
+    else:
+        trials = read_record(record_path(out, name))["trials"]
+    return trials[:n_trials] if len(trials) >= n_trials else None
 
 
 def best_so_far(values: list[float | None]) -> list[float]:
@@ -218,6 +242,9 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1, help="studies run at once (one process each)")
     ap.add_argument("--full-reruns", action="store_true", help="rerun best-so-far configurations at full length")
     ap.add_argument("--report", action="store_true", help="only tabulate the studies that have finished")
+    ap.add_argument("--save-records", action="store_true",
+                    help="with --report: write the records of the studies on this machine, finished or not (a run "
+                         "writes them after every batch)")
     ap.add_argument("--tag", default="", help="suffix of the output folder (a variant measured apart)")
     args = ap.parse_args()
     milestones = PROBLEMS[args.problem].milestones
@@ -232,11 +259,14 @@ def main() -> None:
             futures = {t: pool.submit(one_study, args.problem, t[0], t[1], args.trials, args.fraction, out) for t in tasks}
             results = {f"{s}/{seed}": f.result() for (s, seed), f in futures.items()}
     (out / "results.json").write_text(json.dumps(results, indent=1))
-    for s, seed in tasks:  # keep every finished study's trials where a clone finds them
-        name = study_name(s, seed)
-        if (out / f"{name}.db").exists() and (trials := finished_study(out, s, seed, args.trials)):
-            record_path(out, name).parent.mkdir(parents=True, exist_ok=True)
-            record_path(out, name).write_text(json.dumps(trials, indent=1) + "\n")
+    if args.save_records:  # studies on this machine, finished or not, where a clone finds them
+        import optuna
+
+        for s, seed in tasks:
+            name = study_name(s, seed)
+            if (out / f"{name}.db").exists():
+                write_record(record_path(out, name), optuna.load_study(study_name=name,
+                                                                       storage=f"sqlite:///{out.resolve()}/{name}.db"))
 
     seeds = {s: [seed for seed in seed_ids if f"{s}/{seed}" in results] for s in args.samplers}
     curves = {s: [best_so_far([t["R2"] for t in results[f"{s}/{seed}"]]) for seed in seeds[s]]

@@ -221,7 +221,8 @@ class SweepRunner:
         else:
             self.study.tell(trial, values if len(values) > 1 else values[0])
 
-    def run(self, launch: Launch) -> optuna.Study:
+    def run(self, launch: Launch, after_batch: Callable[[optuna.Study], None] | None = None) -> optuna.Study:
+        """Ask, launch and tell batches until the study holds n_trials; ``after_batch`` sees the study after each."""
         # ask/tell with heartbeats is what this runner is for; Optuna warns that it expects optimize()
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -247,5 +248,7 @@ class SweepRunner:
                 for t, out in zip(trials, outcomes):
                     self._tell(t, out)
             self.write_reports()
+            if after_batch is not None:
+                after_batch(self.study)
         self.write_reports()
         return self.study

@@ -1,0 +1,70 @@
+"""A study carried as JSON (sweep/transfer.py): restored on another storage, it resumes as the original would."""
+import json
+import math
+
+import optuna
+import pytest
+
+from oscsim.sweep.runner import Outcome, SweepRunner, SweepSettings
+from oscsim.sweep.transfer import restore_study, study_to_json
+
+SPACE = {"lr_k": "tag(log, interval(1e-4, 1e-2))", "lr_sub": "tag(log, interval(1e-5, 1e-2))",
+         "coeff_k_floor": "choice(0.0, 0.1, 1.0, 10.0)"}
+BASE = {"lr_k": 0.005, "lr_sub": 0.0005, "coeff_k_floor": 0.0, "seed": 42}
+
+
+def launch(jobs, numbers):
+    """A made-up landscape: R2 peaks at lr_k 0.01, lr_sub 0.003 with k_floor on; trial 6 crashes."""
+    out = []
+    for job, n in zip(jobs, numbers):
+        p = dict(o.split("=", 1) for o in job if "=" in o and not o.startswith("sweep_trial."))
+        r2 = 1 - abs(math.log10(float(p["lr_k"])) + 2) / 3 - abs(math.log10(float(p["lr_sub"])) + 2.5) / 4
+        r2 += 0.1 * (float(p["coeff_k_floor"]) > 0)
+        out.append(Outcome(None, "RuntimeError: boom") if n == 6 else
+                   Outcome({"rate_constants_R2": r2, "test_R2": 0.0, "status": "partial"}))
+    return out
+
+
+def runner(tmp_path, name, sampler, n_trials):
+    s = SweepSettings(sampler=sampler, study_name=name, storage=f"sqlite:///{tmp_path}/{name}.db", n_trials=n_trials,
+                      n_parallel=4, n_iter_block=12, seed=3, params=SPACE, objectives=["rate_constants_R2"],
+                      directions=["maximize"], first_batch_params=["lr_k", "lr_sub"], heartbeat_interval=None)
+    return SweepRunner(s, BASE, ["simulation=tiny"], tmp_path / name, "t", "abc")
+
+
+def configs(study):
+    return [(t.params, t.state.name, t.values) for t in sorted(study.trials, key=lambda t: t.number)]
+
+
+@pytest.mark.parametrize("sampler", ["ucb_tree", "random"])
+def test_a_restored_study_resumes_as_the_original(tmp_path, sampler):
+    original = runner(tmp_path, "a", sampler, 8).run(launch)
+    carried = json.loads(json.dumps(study_to_json(original)))  # through text, as a committed file
+    assert [t["state"] for t in carried].count("FAIL") == 1 and len(carried) == 8
+    restore_study(carried, "b", f"sqlite:///{tmp_path}/b.db", ["maximize"])
+    restored = runner(tmp_path, "b", sampler, 16).run(launch)
+    continued = runner(tmp_path, "a", sampler, 16).run(launch)
+    assert configs(restored)[:8] == configs(original)[:8]
+    # the tree plans from (seed, finished trials, slot) and the seeded samplers reseed from (seed, trials held):
+    # both continue exactly as the original does
+    assert configs(restored)[8:] == configs(continued)[8:]
+    if sampler == "ucb_tree":  # the log's tree survives: parents and mutations of the carried trials
+        attrs = [(t.user_attrs.get("parent"), t.user_attrs.get("mutation")) for t in restored.trials[:8]]
+        assert attrs == [(t.user_attrs.get("parent"), t.user_attrs.get("mutation")) for t in original.trials[:8]]
+        assert any(p is not None for p, _ in attrs)
+
+
+def test_export_stops_at_the_first_unfinished_trial(tmp_path):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path}/s.db", direction="maximize")
+    a, b, c = (study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}) for _ in range(3))
+    study.tell(a, 0.1)
+    study.tell(c, 0.3)  # b still running: c would be renumbered as 1 after a restore, so it stays behind
+    assert [t["values"] for t in study_to_json(study)] == [[0.1]]
+
+
+def test_restore_refuses_a_study_that_holds_trials(tmp_path):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    study.tell(study.ask(), 0.5)
+    with pytest.raises(ValueError, match="already holds trials"):
+        restore_study(study_to_json(study), "s", storage, ["maximize"])
