@@ -57,6 +57,7 @@ class Problem:
     aug: float  # the full-length data_augmentation_loop
     milestones: tuple[float, ...] = (0.5, 0.69)  # the lab's: R2 0.508 at trial 14, 0.690 at 21
     first_batch: list[str] = field(default_factory=lambda: ["lr_k", "lr_node", "lr_sub"])
+    surrogate: bool = False  # trials are read off the ARD GP of the kept lab trials (a screen, not the benchmark)
 
 
 PROBLEMS = {
@@ -66,12 +67,16 @@ PROBLEMS = {
     # before the default weighed them for k (error_scale=relative_k).
     "rank70_3600": Problem(["simulation=oscillatory_rank_70", "error_scale=absolute", "seed=1"], DEFAULT_SPACE, 50,
                            (0.6, 0.7)),
+    # The lab's search with every trial read off a model of the kept full-length lab trials (`lab_surrogate`): a
+    # screen that runs a study in seconds, to try tree variants before confirming them on `lab`.
+    "lab_surrogate": Problem(["model=faithful", "loss=default", "seed=42"], LAB_SPACE, 1000, surrogate=True),
     "tiny": Problem(["simulation=tiny", "model=faithful", "loss=default", "seed=42"], LAB_SPACE, 10),  # a smoke run
 }
 SAMPLERS = ("ucb_tree", "tpe", "gp", "random")
 CHECKPOINTS = (8, 16, 24)
 ROOT = Path("multirun/bench_samplers")
 RECORDS = Path("benchmarks/samplers")  # tracked: each finished study's trials (params, R2), one JSON file per study
+SURROGATE = RECORDS / "lab_surrogate.json"  # the frozen training set and hyperparameters of `lab_surrogate`
 FAST = ["threads=1", "progress=false", "plots=false", "tensorboard=false", "compile=false", "rollout_frames=200"]
 
 
@@ -82,6 +87,38 @@ def compose_all(overrides: list[list[str]]):
 
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         return [compose("config", overrides=o) for o in overrides]
+
+
+def lab_surrogate(space: dict):
+    """The ARD GP (sweep/surrogate.py) of every distinct configuration in the kept full-length lab records, frozen
+    in SURROGATE at its first use so that later screens read off the same model; returns it and its noise sd."""
+    from oscsim.sweep.surrogate import ARDGP, encode
+
+    if not SURROGATE.exists():
+        seen = {}
+        for path in sorted((RECORDS / "lab_f1").glob("*.json")):
+            for t in read_record(path)["trials"]:
+                if t["R2"] is not None and np.isfinite(t["R2"]):
+                    seen[json.dumps(t["params"], sort_keys=True)] = t["R2"]
+        gp = ARDGP(np.stack([encode(space, json.loads(k)) for k in seen]), np.array(list(seen.values())))
+        SURROGATE.write_text(json.dumps({"configs": [json.loads(k) for k in seen], "R2": list(seen.values()),
+                                         "length_scales": dict(zip(space, gp.ell.tolist())), "noise": gp.noise},
+                                        indent=1) + "\n")
+    data = json.loads(SURROGATE.read_text())
+    X = np.stack([encode(space, c) for c in data["configs"]])
+    gp = ARDGP(X, np.array(data["R2"]), ell=np.array([data["length_scales"][k] for k in space]), noise=data["noise"])
+    return gp, gp.scale * np.sqrt(gp.noise)
+
+
+def surrogate_r2(gp, noise_sd: float, space: dict, config: dict, world: int) -> float:
+    """The model's mean at the configuration plus a draw of its noise fixed by (configuration, world): the same
+    configuration gives the same R2 within a study, as a seeded trial does."""
+    from oscsim.sweep.surrogate import encode
+
+    key = hashlib.sha1(f"{world}:{json.dumps(config, sort_keys=True)}".encode()).digest()
+    eps = np.random.default_rng(int.from_bytes(key[:8], "little")).standard_normal()
+    mu, _ = gp.predict(encode(space, config)[None])
+    return float(min(1.0, mu[0] + noise_sd * eps))
 
 
 def study_name(sampler: str, seed: int) -> str:
@@ -99,9 +136,17 @@ def one_study(problem: str, sampler: str, seed: int, n_trials: int, fraction: fl
     pb = PROBLEMS[problem]
     base_overrides = [*pb.overrides, *FAST, f"data_augmentation_loop={pb.aug * fraction:g}"]
     (base_cfg,) = compose_all([base_overrides])
+    if pb.surrogate:
+        from oscsim.sweep.space import parse_search_space
+
+        space = parse_search_space(pb.space)[0]
+        gp, noise_sd = lab_surrogate(space)
 
     def launch(jobs: list[list[str]], numbers: list[int]) -> list[Outcome]:
         cfgs = compose_all([[o for o in job if not o.startswith("sweep_trial.")] for job in jobs])
+        if pb.surrogate:
+            return [Outcome({"rate_constants_R2": surrogate_r2(gp, noise_sd, space, {k: c[k] for k in space}, seed)})
+                    for c in cfgs]
         with tempfile.TemporaryDirectory() as d:
             try:
                 results = train_batch([(c, Path(d) / str(n), None) for c, n in zip(cfgs, numbers)])
@@ -112,7 +157,8 @@ def one_study(problem: str, sampler: str, seed: int, n_trials: int, fraction: fl
     name = study_name(sampler, seed)
     # ucb_tree+gp+cover+fresh: the UCB tree with its GP guide, covering first batch, and no configuration trained twice
     kind, *options = sampler.split("+")
-    settings = SweepSettings(sampler=kind, ucb_guide="gp" if "gp" in options else "none",
+    guide = "gp_ard" if "ard" in options else "gp" if "gp" in options else "none"  # ucb_tree+ard: per-parameter length scales
+    settings = SweepSettings(sampler=kind, ucb_guide=guide,
                              ucb_first_batch="cover" if "cover" in options else "lab",
                              ucb_rerun_root="fresh" not in options, study_name=name, storage=f"sqlite:///{out.resolve()}/{name}.db",
                              n_trials=n_trials, n_parallel=4, seed=seed, objectives=["rate_constants_R2"],
@@ -125,7 +171,8 @@ def one_study(problem: str, sampler: str, seed: int, n_trials: int, fraction: fl
         restore_study(carried, name, settings.storage, settings.directions)
         print(f"{name}: restored {len(carried)} trials from {record}", flush=True)
     runner = SweepRunner(settings, base, base_overrides, out / name, f"bench_{problem}", simulation_params(base_cfg).digest())
-    study = runner.run(launch, after_batch=lambda st: write_record(record, st))  # a session may end any time
+    # a session may end any time (a screen's studies are not kept: they rerun in minutes)
+    study = runner.run(launch, after_batch=None if pb.surrogate else lambda st: write_record(record, st))
     return [{"params": t.params, "R2": t.values[0] if t.values else None}
             for t in sorted(study.trials, key=lambda t: t.number)]
 

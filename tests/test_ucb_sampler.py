@@ -363,8 +363,29 @@ def test_surrogate_encodes_and_finds_the_peak() -> None:
     assert np.abs(mu_at - (-(x[:, 0] - 0.62) ** 2)).max() < 0.02  # it interpolates what it saw
 
 
-def test_gp_guide_keeps_the_tree_and_moves_one_param() -> None:
-    study = new_study(make_sampler(seed=3, guide="gp"))
+def test_ard_gp_tells_the_parameters_that_matter() -> None:
+    import numpy as np
+    from scipy.optimize import check_grad
+
+    from oscsim.sweep.surrogate import ARDGP, _neg_log_posterior
+
+    rng = np.random.default_rng(0)
+    X = rng.random((40, 4))
+    y = np.sin(5 * X[:, 0]) + 0.5 * X[:, 2] ** 2 + 0.01 * rng.standard_normal(40)  # dims 1 and 3 do not matter
+    gp = ARDGP(X, y)
+    assert gp.ell[0] < 0.6 and gp.ell[2] < 2.0 and min(gp.ell[1], gp.ell[3]) > 3.0, gp.ell
+    D, z = (X[:, None] - X[None]) ** 2, (y - y.mean()) / y.std()
+    theta = np.log([0.3, 0.5, 1.0, 2.0, 0.05])
+    assert check_grad(lambda t: _neg_log_posterior(t, D, z)[0], lambda t: _neg_log_posterior(t, D, z)[1], theta) < 1e-3
+    Xt = rng.random((200, 4))
+    mu, sd = gp.predict(Xt)
+    truth = np.sin(5 * Xt[:, 0]) + 0.5 * Xt[:, 2] ** 2
+    assert np.sqrt(((mu - truth) ** 2).mean()) < 0.05 and (sd > 0).all()  # the isotropic GP: 0.23
+
+
+@pytest.mark.parametrize("guide", ["gp", "gp_ard"])
+def test_gp_guide_keeps_the_tree_and_moves_one_param(guide: str) -> None:
+    study = new_study(make_sampler(seed=3, guide=guide))
     run(study, 6)
     trials = sorted(study.trials, key=lambda t: t.number)
     by_iter = {t.number + 1: t.params for t in trials}
@@ -375,13 +396,13 @@ def test_gp_guide_keeps_the_tree_and_moves_one_param() -> None:
             assert len(diff(by_iter[parent], t.params)) == 1 and in_space(t.params)
         guided += "[gp]" in t.user_attrs["strategy"]
     assert guided >= 12  # the slots planned by the tree's roles are ordered by the GP
-    again = new_study(make_sampler(seed=3, guide="gp"))
+    again = new_study(make_sampler(seed=3, guide=guide))
     run(again, 6)
     assert [t.params for t in sorted(again.trials, key=lambda t: t.number)] == [t.params for t in trials]
 
 
 def test_unknown_guide_is_refused() -> None:
-    with pytest.raises(ValueError, match="guide=tpe: must be one of none, gp"):
+    with pytest.raises(ValueError, match="guide=tpe: must be one of none, gp, gp_ard"):
         make_sampler(guide="tpe")
 
 

@@ -83,12 +83,12 @@ class TreeSettings:
     n_parallel: int
     n_iter_block: int
     c: float
-    guide: str = "none"  # "gp": a Gaussian process of the finished trials orders each slot's moves (surrogate.py)
+    guide: str = "none"  # "gp" | "gp_ard": a Gaussian process of the finished trials orders each slot's moves (surrogate.py)
     first_batch: str = "lab"  # block 1's first batch: "lab" (baseline + one-at-a-time moves) | "cover" (baseline + a Latin hypercube)
     rerun_root: bool = True  # a later block's first batch retrains its root (the lab's baseline slot)
 
 
-GUIDES = ("none", "gp")
+GUIDES = ("none", "gp", "gp_ard")
 FIRST_BATCHES = ("lab", "cover")
 BETA = {"exploit": 1.0, "explore": 2.0, "principle-test": 2.0, "boundary-probe": 2.0}  # mean + beta sd
 
@@ -156,8 +156,8 @@ class _Batch:
         self.used: set[tuple[int | None, str]] = set()  # (parent, param) moved in this batch
         self.moved_params = {n.move[0] for n in block_nodes if n.move}  # params moved in this block
         done = [n for n in nodes if n.reward is not None]
-        self.gp = (fit(settings.space, [configs[n.iteration] for n in done], [n.reward for n in done])
-                   if settings.guide == "gp" else None)
+        self.gp = (fit(settings.space, [configs[n.iteration] for n in done], [n.reward for n in done],
+                       ard=settings.guide == "gp_ard") if settings.guide != "none" else None)
 
     def _block_root(self, earlier: list[TreeNode]) -> tuple[Config, str, int | None]:
         """The block's root configuration, its parent rule, and the node it is (None: the base configuration)."""

@@ -20,7 +20,7 @@ class SweepSettings:
     n_parallel: int = 4  # trials per batch, launched together (the lab's slots)
     n_iter_block: int = 12
     ucb_c: float = 1.414
-    ucb_guide: str = "none"  # ucb_tree: none (the lab's move statistics) | gp (a GP of the trials orders the moves)
+    ucb_guide: str = "none"  # ucb_tree: none (the lab's move statistics) | gp (a GP of the trials orders the moves) | gp_ard (per-parameter length scales)
     ucb_first_batch: str = "lab"  # ucb_tree: lab (the seed's Batch 1 spread) | cover (baseline + a Latin hypercube)
     ucb_rerun_root: bool = True  # ucb_tree: a later block's first batch retrains its root | false: never train a config twice
     seed: int = 0  # sampler seed

@@ -1,9 +1,13 @@
-"""A Gaussian-process model of the finished trials, for the UCB tree's `guide: gp` (NumPy only, no torch).
+"""A Gaussian-process model of the finished trials, for the UCB tree's `guide: gp` and `guide: gp_ard` (NumPy and
+SciPy, no torch).
 
 The tree still picks parents and slot roles as the lab did; the model only orders the one-parameter moves a
 slot may take from its parent, by how good it expects the child to be (mean + beta * sd), and offers moves of
 several lengths (how far, not only which way). Configurations are encoded in [0, 1] per parameter: log floats
-on the log scale, numeric choices by value, other choices by position."""
+on the log scale, numeric choices by value, other choices by position.
+
+`GP` has one length scale for every parameter (chosen from a grid); `ARDGP` one per parameter (fitted), so it can
+tell the parameters that matter from those that do not, which is what choosing *which* parameter to move needs."""
 from __future__ import annotations
 
 import math
@@ -11,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from scipy.optimize import minimize
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
 from .moves import numeric_choices
@@ -75,9 +80,73 @@ class GP:
         return self.mean + self.scale * mu, self.scale * np.sqrt(var)
 
 
+class ARDGP:
+    """Zero-mean GP on standardised rewards, RBF kernel with one length scale per dimension (automatic relevance
+    determination). Length scales and noise are the maximum a posteriori under a log-normal prior on each length
+    scale (centre ARD_PRIOR_CENTRE, sd ARD_PRIOR_SD in log units), found by L-BFGS-B from fixed starts: with few
+    trials the prior keeps it near an isotropic kernel, with many the data decide which parameters matter."""
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, ell: np.ndarray | None = None, noise: float | None = None):
+        """Fitted to (X, y); or, given `ell` and `noise` (a model fitted before), conditioned on them as they are."""
+        self.X = np.asarray(X, float)
+        y = np.asarray(y, float)
+        self.mean, self.scale = float(y.mean()), float(y.std()) or 1.0
+        z = (y - self.mean) / self.scale
+        n, d = self.X.shape
+        D = (self.X[:, None, :] - self.X[None, :, :]) ** 2  # (n, n, d)
+        if ell is None or noise is None:
+            lo = np.r_[np.full(d, math.log(ARD_BOUNDS[0])), math.log(NOISES[0])]
+            hi = np.r_[np.full(d, math.log(ARD_BOUNDS[1])), math.log(NOISES[-1])]
+            starts = [np.r_[np.full(d, math.log(e)), math.log(1e-2)] for e in (ARD_PRIOR_CENTRE, 0.15)]
+            fits = [minimize(_neg_log_posterior, x0, args=(D, z), jac=True, method="L-BFGS-B",
+                             bounds=list(zip(lo, hi))) for x0 in starts]
+            theta = min(fits, key=lambda f: f.fun).x
+            ell, noise = np.exp(theta[:d]), float(np.exp(theta[d]))
+        self.ell, self.noise = np.asarray(ell, float), float(noise)
+        K = np.exp(-0.5 * (D / self.ell**2).sum(-1)) + self.noise * np.eye(n)
+        self.L = np.linalg.cholesky(K)
+        self.alpha = np.linalg.solve(self.L.T, np.linalg.solve(self.L, z))
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation of the reward at the points X (n, d)."""
+        X = np.asarray(X, float)
+        Ks = np.exp(-0.5 * (((X[:, None, :] - self.X[None, :, :]) / self.ell) ** 2).sum(-1))
+        mu = Ks @ self.alpha
+        v = np.linalg.solve(self.L, Ks.T)
+        var = np.clip(1.0 - (v**2).sum(0), 1e-12, None)
+        return self.mean + self.scale * mu, self.scale * np.sqrt(var)
+
+
+ARD_BOUNDS = (0.02, 20.0)  # length scales in [0, 1] units: 20 is a parameter that does not matter
+ARD_PRIOR_CENTRE, ARD_PRIOR_SD = 0.5, 1.0
+
+
+def _neg_log_posterior(theta: np.ndarray, D: np.ndarray, z: np.ndarray) -> tuple[float, np.ndarray]:
+    """-(log marginal likelihood + log prior of the length scales) and its gradient in theta = (log ell, log noise)."""
+    d = D.shape[-1]
+    ell2, noise = np.exp(2 * theta[:d]), math.exp(theta[d])
+    K0 = np.exp(-0.5 * (D / ell2).sum(-1))
+    K = K0 + noise * np.eye(len(z))
+    try:
+        L = np.linalg.cholesky(K)
+    except np.linalg.LinAlgError:
+        return 1e10, np.zeros_like(theta)
+    alpha = np.linalg.solve(L.T, np.linalg.solve(L, z))
+    Kinv = np.linalg.solve(L.T, np.linalg.solve(L, np.eye(len(z))))
+    W = np.outer(alpha, alpha) - Kinv  # d lml / dK, times 2
+    u = (theta[:d] - math.log(ARD_PRIOR_CENTRE)) / ARD_PRIOR_SD
+    value = 0.5 * z @ alpha + np.log(np.diag(L)).sum() + 0.5 * (u**2).sum()
+    grad = np.empty_like(theta)
+    grad[:d] = -0.5 * np.einsum("ij,ij,ijk->k", W, K0, D / ell2) + u / ARD_PRIOR_SD
+    grad[d] = -0.5 * noise * np.trace(W)
+    return float(value), grad
+
+
 def fit(space: Mapping[str, BaseDistribution], configs: Sequence[Mapping[str, Any]],
-        rewards: Sequence[float]) -> GP | None:
-    """A GP of reward over configurations; None with fewer than MIN_POINTS finished trials."""
+        rewards: Sequence[float], ard: bool = False) -> GP | ARDGP | None:
+    """A GP of reward over configurations (`ard`: one length scale per parameter); None with fewer than
+    MIN_POINTS finished trials."""
     if len(configs) < MIN_POINTS:
         return None
-    return GP(np.stack([encode(space, c) for c in configs]), np.asarray(rewards, float))
+    X, y = np.stack([encode(space, c) for c in configs]), np.asarray(rewards, float)
+    return ARDGP(X, y) if ard else GP(X, y)

@@ -46,8 +46,9 @@ class UCBTreeSampler(BaseSampler):
         seed: seeds every tie-break; None draws one (plans then reproduce only within this instance).
         first_batch_params: parameters of block 1's one-at-a-time spread (default: the first
             ``n_parallel - 1`` of the space).
-        guide: "none" (the lab's move statistics order a slot's moves) or "gp" (a Gaussian process of the
-            finished trials orders them and says how far each goes; ``surrogate``).
+        guide: "none" (the lab's move statistics order a slot's moves), "gp" (a Gaussian process of the
+            finished trials orders them and says how far each goes; ``surrogate``) or "gp_ard" (the same with one
+            length scale per parameter, fitted).
         first_batch: "lab" (block 1's first batch: the baseline and one-at-a-time moves of first_batch_params,
             the seed's Batch 1) or "cover" (the baseline and a Latin hypercube over the space).
         rerun_root: True (the lab's): each later block's first batch retrains its root, an earlier block's best
