@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from scipy.optimize import minimize
 
 from .moves import numeric_choices
 
@@ -80,7 +80,7 @@ class GP:
         return self.mean + self.scale * mu, self.scale * np.sqrt(var)
 
 
-class ARDGP:
+class ARDGP(GP):
     """Zero-mean GP on standardised rewards, RBF kernel with one length scale per dimension (automatic relevance
     determination). Length scales and noise are the maximum a posteriori under a log-normal prior on each length
     scale (centre ARD_PRIOR_CENTRE, sd ARD_PRIOR_SD in log units), found by L-BFGS-B from fixed starts: with few
@@ -103,18 +103,12 @@ class ARDGP:
             theta = min(fits, key=lambda f: f.fun).x
             ell, noise = np.exp(theta[:d]), float(np.exp(theta[d]))
         self.ell, self.noise = np.asarray(ell, float), float(noise)
-        K = np.exp(-0.5 * (D / self.ell**2).sum(-1)) + self.noise * np.eye(n)
-        self.L = np.linalg.cholesky(K)
+        self.L = np.linalg.cholesky(self._k(self.X, self.X, self.ell) + self.noise * np.eye(n))
         self.alpha = np.linalg.solve(self.L.T, np.linalg.solve(self.L, z))
 
-    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and standard deviation of the reward at the points X (n, d)."""
-        X = np.asarray(X, float)
-        Ks = np.exp(-0.5 * (((X[:, None, :] - self.X[None, :, :]) / self.ell) ** 2).sum(-1))
-        mu = Ks @ self.alpha
-        v = np.linalg.solve(self.L, Ks.T)
-        var = np.clip(1.0 - (v**2).sum(0), 1e-12, None)
-        return self.mean + self.scale * mu, self.scale * np.sqrt(var)
+    @staticmethod
+    def _k(A: np.ndarray, B: np.ndarray, ell: np.ndarray) -> np.ndarray:  # GP.predict calls it with one ell per dim
+        return np.exp(-0.5 * (((A[:, None, :] - B[None, :, :]) / ell) ** 2).sum(-1))
 
 
 ARD_BOUNDS = (0.02, 20.0)  # length scales in [0, 1] units: 20 is a parameter that does not matter
