@@ -136,6 +136,7 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=3000)
     ap.add_argument("--batched", action="store_true", help="only the batched-trials figures (5 seeds, 4 configurations, "
                                                           "7,200 iterations each)")
+    ap.add_argument("--only", choices=("seeds", "configs"), default=None, help="with --batched: one of the two figures")
     ap.add_argument("--error-scale", action="store_true", help="only the default model's it/s with error_scale "
                                                               "absolute vs relative_k (3 runs each, alternating)")
     args = ap.parse_args()
@@ -147,6 +148,8 @@ def main() -> None:
         return
     if args.batched:
         for n, differ in ((5, "seeds"), (4, "configs")):
+            if args.only not in (None, differ):
+                continue
             one, many = bench_batched(n, differ, 100, args.threads)
             print(f"batched: {n} {differ} (default model, rank_50, 7,200 iterations each, threads={args.threads}): "
                   f"{many:.1f} s vs {one:.1f} s for one = {many / one:.2f}x the wall time ({n * one / many:.2f}x the "

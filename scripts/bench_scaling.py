@@ -43,6 +43,19 @@ def train(cfgs: list) -> tuple[list[dict], float]:
         return metrics, time.perf_counter() - t0
 
 
+def profile(cfgs: list, device: str) -> None:
+    """torch.profiler over one short batched training (its scoring included): where the host and device time go."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    with torch_profile(activities=activities) as prof:
+        train(cfgs)
+    for key in (["self_cuda_time_total"] if device == "cuda" else []) + ["self_cpu_time_total"]:
+        print(f"{len(cfgs)} models, 60 iterations, sorted by {key}:")
+        print(prof.key_averages().table(sort_by=key, row_limit=15, max_name_column_width=40))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -50,6 +63,8 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=400)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--check", type=int, default=0, help="compare N seeds alone and batched first (0: skip)")
+    ap.add_argument("--profile", type=int, default=0, help="profile a batch of N models for 60 iterations and print "
+                    "the operators that take the most device and host time (0: skip)")
     ap.add_argument("--out", default=None, help="also write the figures to this JSON file")
     args = ap.parse_args()
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
@@ -65,7 +80,9 @@ def main() -> None:
         report["check"] = diffs
         print("alone vs batched, largest difference over seeds (relative above 1): "
               + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
-    for m in (int(s) for s in args.sizes.split(",")):
+    if args.profile:
+        profile(configs(list(range(1, args.profile + 1)), 60, device, args.threads), device)
+    for m in (int(s) for s in args.sizes.split(",") if s):
         metrics, wall = train(configs(list(range(1, m + 1)), args.iterations, device, args.threads))
         ips = metrics[0]["iterations_per_second"]
         row = {"models": m, "iterations_per_second": ips, "model_iterations_per_second": m * ips, "wall_s": wall}
