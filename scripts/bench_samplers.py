@@ -160,7 +160,8 @@ def one_study(problem: str, sampler: str, seed: int, n_trials: int, fraction: fl
     guide = "gp_ard" if "ard" in options else "gp" if "gp" in options else "none"  # ucb_tree+ard: per-parameter length scales
     settings = SweepSettings(sampler=kind, ucb_guide=guide,
                              ucb_first_batch="cover" if "cover" in options else "lab",
-                             ucb_rerun_root="fresh" not in options, study_name=name, storage=f"sqlite:///{out.resolve()}/{name}.db",
+                             ucb_rerun_root="fresh" not in options, ucb_exploit_beta=0.0 if "mean" in options else 1.0,
+                             study_name=name, storage=f"sqlite:///{out.resolve()}/{name}.db",
                              n_trials=n_trials, n_parallel=4, seed=seed, objectives=["rate_constants_R2"],
                              directions=["maximize"], params=pb.space, first_batch_params=pb.first_batch,
                              heartbeat_interval=60, grace_period=180)  # a killed run's trials are retried on resume

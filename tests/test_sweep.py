@@ -94,6 +94,7 @@ def test_bad_sweep_settings_stop_before_any_trial(tmp_path):
         (["hydra.sweeper.sampler=cmaes"], "error: hydra.sweeper.sampler=cmaes: must be one of ucb_tree, tpe, gp, random, grid"),
         (["hydra.sweeper.storage=postgresql://u:pw@127.0.0.1:9/x"], "error: hydra.sweeper.storage=postgresql://u:***@127.0.0.1:9/x: cannot open"),
         (["hydra.sweeper.ucb_rerun_root=maybe"], "error: hydra.sweeper.ucb_rerun_root=maybe: Value 'maybe' is not a valid bool"),
+        (["hydra.sweeper.ucb_exploit_beta=-1"], "error: hydra.sweeper.ucb_exploit_beta=-1.0: must be >= 0"),
         (["hydra.sweeper.n_trials=abc"], "error: hydra.sweeper.n_trials=abc: Value 'abc' of type 'str' could not be converted to Integer"),
     ):
         r = sweep(tmp_path, "sweep=ucb", *args, check=False)

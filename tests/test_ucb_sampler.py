@@ -401,6 +401,27 @@ def test_gp_guide_keeps_the_tree_and_moves_one_param(guide: str) -> None:
     assert [t.params for t in sorted(again.trials, key=lambda t: t.number)] == [t.params for t in trials]
 
 
+def test_exploit_beta_sets_how_far_guided_exploit_moves_reach() -> None:
+    # mean + beta sd: with beta 0 an exploit child is the model's best guess, near what it has seen; a large beta
+    # follows the model's doubt, which is largest far from every trial (the bounds of the parameter's line)
+    import numpy as np
+
+    from oscsim.sweep.surrogate import encode
+
+    reach = {}
+    for beta in (0.0, 1.0, 25.0):
+        study = new_study(make_sampler(seed=3, guide="gp_ard", first_batch="cover", exploit_beta=beta, n_iter_block=24))
+        run(study, 6)
+        by_iter = {t.number + 1: t.params for t in study.trials}
+        exploit = [t for t in study.trials[4:] if t.user_attrs["role"] == "exploit" and t.user_attrs["parent"]]
+        assert len(exploit) == 10
+        reach[beta] = np.mean([np.abs(encode(SPACE, t.params) - encode(SPACE, by_iter[t.user_attrs["parent"]])).sum()
+                               for t in exploit])
+    assert reach[0.0] < reach[1.0] <= reach[25.0], reach
+    with pytest.raises(ValueError, match="exploit_beta=-0.5: must be >= 0"):
+        make_sampler(exploit_beta=-0.5)
+
+
 def test_unknown_guide_is_refused() -> None:
     with pytest.raises(ValueError, match="guide=tpe: must be one of none, gp, gp_ard"):
         make_sampler(guide="tpe")

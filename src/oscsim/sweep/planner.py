@@ -86,11 +86,12 @@ class TreeSettings:
     guide: str = "none"  # "gp" | "gp_ard": a Gaussian process of the finished trials orders each slot's moves (surrogate.py)
     first_batch: str = "lab"  # block 1's first batch: "lab" (baseline + one-at-a-time moves) | "cover" (baseline + a Latin hypercube)
     rerun_root: bool = True  # a later block's first batch retrains its root (the lab's baseline slot)
+    exploit_beta: float = 1.0  # the guide scores an exploit slot's children by mean + exploit_beta sd
 
 
 GUIDES = ("none", "gp", "gp_ard")
 FIRST_BATCHES = ("lab", "cover")
-BETA = {"exploit": 1.0, "explore": 2.0, "principle-test": 2.0, "boundary-probe": 2.0}  # mean + beta sd
+BETA = {"explore": 2.0, "principle-test": 2.0, "boundary-probe": 2.0}  # mean + beta sd (exploit: TreeSettings)
 
 
 def plan_slot(
@@ -297,7 +298,8 @@ class _Batch:
         if not plans:
             return cands
         mu, sd = self.gp.predict(np.stack([encode(self.s.space, p.config) for _, p in plans]))
-        score = mu + np.array([BETA.get(c.role, 1.0) for c, _ in plans]) * sd
+        beta = {**BETA, "exploit": self.s.exploit_beta}
+        score = mu + np.array([beta.get(c.role, 1.0) for c, _ in plans]) * sd
         order = np.argsort(-score, kind="stable")
         return [plans[i][0] for i in order]
 

@@ -145,7 +145,7 @@ class SweepRunner:
                                 n_parallel=settings.n_parallel, n_iter_block=settings.n_iter_block,
                                 ucb_c=settings.ucb_c, first_batch_params=settings.first_batch_params,
                                 ucb_guide=settings.ucb_guide, ucb_first_batch=settings.ucb_first_batch,
-                                ucb_rerun_root=settings.ucb_rerun_root)
+                                ucb_rerun_root=settings.ucb_rerun_root, ucb_exploit_beta=settings.ucb_exploit_beta)
 
         self.study = open_study(settings.study_name, self.storage, list(settings.directions), sampler(settings.seed),
                                 make_pruner(settings.pruner), self.fingerprint)

@@ -53,6 +53,8 @@ class UCBTreeSampler(BaseSampler):
             the seed's Batch 1) or "cover" (the baseline and a Latin hypercube over the space).
         rerun_root: True (the lab's): each later block's first batch retrains its root, an earlier block's best
             node; False: no configuration is trained twice, the root's children name its node as their parent.
+        exploit_beta: with a guide, an exploit slot's child is the one with the highest mean + exploit_beta sd
+            (explore and probe slots: 2 sd); 0 takes the model's best guess, however few trials it has seen.
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class UCBTreeSampler(BaseSampler):
         guide: str = "none",
         first_batch: str = "lab",
         rerun_root: bool = True,
+        exploit_beta: float = 1.0,
     ) -> None:
         if n_parallel < 1:
             raise ValueError("n_parallel must be >= 1")
@@ -81,6 +84,8 @@ class UCBTreeSampler(BaseSampler):
             raise ValueError(f"guide={guide}: must be one of {', '.join(GUIDES)}")
         if first_batch not in FIRST_BATCHES:
             raise ValueError(f"first_batch={first_batch}: must be one of {', '.join(FIRST_BATCHES)}")
+        if not exploit_beta >= 0:
+            raise ValueError(f"exploit_beta={exploit_beta}: must be >= 0")
         space = dict(search_space)
         if first_batch_params is None:
             first_batch_params = list(space)[: max(n_parallel - 1, 1)]
@@ -92,7 +97,7 @@ class UCBTreeSampler(BaseSampler):
         self._seed = (int(np.random.SeedSequence().entropy) if seed is None else int(seed)) % 2**63
         root = {k: self._base_value(k, d) for k, d in space.items()}
         self._tree = TreeSettings(space, root, list(first_batch_params), n_parallel, n_iter_block, float(ucb_c), guide,
-                                  first_batch, bool(rerun_root))
+                                  first_batch, bool(rerun_root), float(exploit_beta))
 
     @property
     def seed(self) -> int:
