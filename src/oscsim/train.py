@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 Report = Callable[[int, float], bool]
 
 
+# Frames are drawn for this many iterations at a time: a generator's draws come out the same whether drawn one
+# iteration or many at a time, and a batch of hundreds of models then pays its per-model host calls once per chunk.
+DRAW_CHUNK = 256
 _VECTORISED_ROLLOUTS_ON = ("cuda",)  # devices where a batch's test rollouts run as one vectorised rollout
 
 
@@ -243,7 +246,10 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
         if lbfgs:  # every frame
             draws = torch.arange(n_draw, device=device)[None]
         else:
-            draws = torch.stack([torch.randint(0, n_draw, (int(cfg.batch_size),), generator=g) for g in frames_rngs]).to(device)
+            if it % DRAW_CHUNK == 0:  # the next DRAW_CHUNK iterations' frames of every model, one host call each
+                chunk = torch.stack([torch.randint(0, n_draw, (DRAW_CHUNK, int(cfg.batch_size)), generator=g)
+                                     for g in frames_rngs]).to(device)
+            draws = chunk[:, it % DRAW_CHUNK]
         if window:  # (M, B) window starts; targets (M, window, B, n): the window's observations
             t = train_starts_t[draws]
             c, target = starts_c[t], obs_c[t[:, None] + steps_ahead[None, :, None]]
