@@ -88,8 +88,10 @@ notebook: $(STAMP)
 	OSCSIM_STUDY=$(STUDY) $(PYTHON) scripts/run_notebook.py notebooks/analyze_study.ipynb
 
 # How a batch's loop speed grows with its number of models, on this device (a GPU: --device cuda --sizes 1,16,64,256,512).
+# Batch size against loop speed; on a GPU: make bench-scaling SIZES=1,16,64,256,512 (device auto picks CUDA).
+SIZES ?= 1,2,4,8,16
 bench-scaling: $(STAMP)
-	$(PYTHON) scripts/bench_scaling.py --sizes 1,2,4,8,16 --check 3
+	$(PYTHON) scripts/bench_scaling.py --sizes $(SIZES) --check 3
 
 # The lab's own search: ucb_tree, tpe, gp, random x 5 sampler seeds x 24 full-length trials (about 16 CPU-hours;
 # resumable, and `python scripts/bench_samplers.py --problem tiny` is a smoke run).
