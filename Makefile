@@ -87,8 +87,8 @@ tensorboard: $(STAMP)
 notebook: $(STAMP)
 	OSCSIM_STUDY=$(STUDY) $(PYTHON) scripts/run_notebook.py notebooks/analyze_study.ipynb
 
-# How a batch's loop speed grows with its number of models, on this device (a GPU: --device cuda --sizes 1,16,64,256,512).
-# Batch size against loop speed; on a GPU: make bench-scaling SIZES=1,16,64,256,512 (device auto picks CUDA).
+# How a batch's loop speed grows with its number of models, on this device (device auto picks CUDA where present;
+# on a GPU: make bench-scaling SIZES=1,16,64,256,512).
 SIZES ?= 1,2,4,8,16
 bench-scaling: $(STAMP)
 	$(PYTHON) scripts/bench_scaling.py --sizes $(SIZES) --check 3
