@@ -39,7 +39,7 @@ def unfused(monkeypatch, run):
     """`run()` with torch's unfused Adam."""
     real = torch.optim.Adam
     with monkeypatch.context() as m:
-        m.setattr(torch.optim, "Adam", lambda groups, **kw: real(groups, foreach=False))
+        m.setattr(T, "FusedAdam", lambda groups, **kw: real(groups, foreach=False))
         return run()
 
 

@@ -5,6 +5,7 @@ from torch.nn import functional as F
 from conftest import regime
 from oscsim import losses as L
 from oscsim.models import ReactionModel, build_model
+from oscsim.models.base import Tanh, mlp
 from oscsim.network import build_network
 
 
@@ -41,6 +42,18 @@ def test_vectorised_forward_equals_loops(softplus, aggregation):
     assert torch.allclose(fast, naive_dcdt(model, net, c), rtol=1e-4, atol=1e-6)
     per_frame = torch.cat([model(c[i : i + 1]).dcdt for i in range(3)])
     assert torch.allclose(fast, per_frame, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("sizes, shape", [([2, 64, 64, 1], (993, 2)), ([3, 32, 32, 32, 1], (8, 100, 3)), ([2, 1], (5, 2))])
+def test_mlp_forward_is_the_layer_by_layer_computation_to_the_bit(sizes, shape):
+    # MLP.forward moves tanh's factors into the weights; the values and gradients must be the layers' own, exactly
+    torch.manual_seed(0)
+    net, x = mlp(sizes), torch.randn(*shape)
+    fused, layered = net(x), torch.nn.Sequential.forward(net, x)
+    assert torch.equal(fused, layered)
+    grads = [torch.autograd.grad((y ** 2).sum(), list(net.parameters())) for y in (fused, layered)]
+    assert all(torch.equal(a, b) for a, b in zip(*grads))
+    assert len(sizes) == 2 or not torch.equal(layered, torch.nn.Sequential(*[m for m in net if not isinstance(m, Tanh)])(x))
 
 
 def test_sub_queries_ride_along_without_changing_output():

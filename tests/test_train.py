@@ -124,11 +124,17 @@ def test_basic_sweeper_multirun(tmp_path):
     assert lrs == [0.002, 0.005]
 
 
-def test_compiled_training_matches_eager(tmp_path, cfg_for):
-    # torch.compile fuses kernels (rounding moves a little); the trained model must be the same one
-    args = ("data_augmentation_loop=10", "plots=false", "tensorboard=false", "rollout_frames=50")
+@pytest.mark.parametrize("model", [[], ["model=faithful", "loss=default"]])
+def test_compiled_training_matches_eager(tmp_path, cfg_for, model):
+    # torch.compile fuses kernels (rounding moves a little); the trained model must be the same one, and the
+    # objective one graph (a graph break would run the step half in Python, the speed compiling is for)
+    from torch._dynamo.utils import counters
+
+    args = ("data_augmentation_loop=10", "plots=false", "tensorboard=false", "rollout_frames=50", *model)
     eager = T.train(cfg_for(*args, "compile=false"), tmp_path / "eager")
+    counters.clear()
     compiled = T.train(cfg_for(*args, "compile=true"), tmp_path / "compiled")
+    assert not counters["graph_break"], dict(counters["graph_break"])
     assert compiled["iterations"] == eager["iterations"]
     assert compiled["rate_constants_R2"] == pytest.approx(eager["rate_constants_R2"], abs=1e-3)
     assert compiled["final_loss"] == pytest.approx(eager["final_loss"], rel=1e-3)

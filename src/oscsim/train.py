@@ -30,6 +30,7 @@ from .models.stacked import Stacked, StackedAdam, group_lrs
 from .objective import COEFFICIENTS, PER_MODEL_SETTINGS, Objective, active_terms
 from .observation import (Observation, auto_settings, derivative_error_weights, error_weights, noise_estimate, smooth,
                           window_starts)
+from .optim import FusedAdam
 from .params import ConfigError
 from .sign_flips import flip_signs, round_coefficients
 
@@ -158,35 +159,44 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
     queries, _ = L.monotonicity_queries(xnorm)
     use_queries = "MLP_sub_diff" in terms_on or "MLP_sub_norm" in terms_on
     groups = [m.param_groups(c.lr_k, c.lr_node, c.lr_sub, c.get("lr_embedding"), c.get("lr_S")) for m, c in zip(models, cfgs)]
-    # torch.compile fuses the small MLPs' kernels (~1.3-2x here) but costs ~15-25 s up front: worth it
-    # only for long trials (`compile: auto`); a batch of models runs vmapped, uncompiled.
+    # torch.compile fuses the small MLPs' kernels but costs ~15-25 s up front: worth it only for long trials
+    # (`compile: auto`); a batch of models runs vmapped, uncompiled. Fitting dc/dt, the whole objective (model,
+    # loss, regularisers) is one compiled graph; rolling windows or recurrent steps, the model alone is (a graph
+    # of the whole roll would unroll every step).
     compiled = n_models == 1 and (cfg.compile is True or (cfg.compile == "auto" and n_total >= 20000))
     if n_models > 1 and cfg.compile is True:
         log.info("compile=true: a batch of models runs vmapped, not compiled")
+    whole = objective_data["mode"] == "derivative"
     objectives = [Objective(m, terms=terms_on, queries=queries.to(device) if use_queries else None,
                             log_k_range=(p.log_k_min, p.log_k_max), n_reactions=ds.network.n_reactions,
-                            step=torch.compile(m) if compiled else None, forced=forced, **objective_data) for m in models]
+                            step=torch.compile(m) if compiled and not whole else None, forced=forced, **objective_data)
+                  for m in models]
     cosine = cfg.get("lr_schedule", "constant") == "cosine"
     if lbfgs:  # one step size for all (the line search sets it); the learning rates are Adam's
         optimizer = torch.optim.LBFGS([q for g in groups[0] for q in g["params"]], lr=1.0, max_iter=20,
                                       history_size=50, line_search_fn="strong_wolfe")
         scheduler = None
     elif n_models == 1:
-        optimizer = torch.optim.Adam(groups[0], fused=True) if device.type in ("cpu", "cuda") else torch.optim.Adam(groups[0])
+        optimizer = FusedAdam(groups[0]) if device.type in ("cpu", "cuda") else torch.optim.Adam(groups[0])
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, n_total)) if cosine else None
     if n_models == 1:
         step_settings = settings[0]
 
-        def loss_terms(c: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-            return {k: v[None] for k, v in objectives[0](c[0], target[0], step_settings).items()}
+        def one_model(c: torch.Tensor, target: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+            terms = {k: v[None] for k, v in objectives[0](c[0], target[0], step_settings).items()}
+            return terms, sum(v.sum() for v in terms.values())
+
+        # compiled, the settings are constants of the graph (read from here, not passed in: no tensors made per step)
+        loss_terms = torch.compile(one_model) if compiled and whole else one_model
     else:
         stacked, scheduler = Stacked(objectives), None
         lrs = [group_lrs(o, gs, list(stacked.params)) for o, gs in zip(objectives, groups)]
         optimizer = StackedAdam(stacked.params, {n: torch.tensor([lr[n] for lr in lrs]) for n in stacked.params})
         step_settings = {k: torch.tensor([s[k] for s in settings], dtype=torch.float32, device=device) for k in PER_MODEL_SETTINGS}
 
-        def loss_terms(c: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-            return stacked(c, target, step_settings)
+        def loss_terms(c: torch.Tensor, target: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+            terms = stacked(c, target, step_settings)
+            return terms, sum(v.sum() for v in terms.values())
 
     writers = []
     if cfg.tensorboard:
@@ -258,8 +268,7 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
 
         def closure() -> torch.Tensor:
             nonlocal terms
-            terms = loss_terms(c, target)
-            loss = sum(v.sum() for v in terms.values())
+            terms, loss = loss_terms(c, target)
             optimizer.zero_grad()
             loss.backward()
             return loss
