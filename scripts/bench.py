@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import time
 from pathlib import Path
@@ -129,6 +130,60 @@ def bench_batched(n_models: int, differ: str, aug: float, threads: int) -> tuple
     return one, many
 
 
+# One training run of a checked-out revision, in its own process (the revision's own oscsim): prints its it/s and R².
+_ONE_RUN = """
+import sys, tempfile
+from pathlib import Path
+import torch
+from hydra import compose, initialize_config_dir
+from oscsim.config import CONF_DIR
+from oscsim import train as T
+model, comp, it, data = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+torch.set_num_threads(1)
+extra = ["model=faithful", "loss=default"] if model == "faithful" else []
+with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+    cfg = compose("config", overrides=extra + ["threads=1", f"compile={comp}", "progress=false", "plots=false",
+        "tensorboard=false", "n_epochs=1", f"data_augmentation_loop={it * 8 / (2880 * 0.2):.6f}", "rollout_frames=10",
+        f"eval_every={it}", f"data_dir={data}"])
+with tempfile.TemporaryDirectory() as d:
+    m = T.train(cfg, Path(d))
+print(m["iterations_per_second"], m["rate_constants_R2"])
+"""
+
+
+def bench_compare(revisions: list[str], rounds: int, models: list[str]) -> None:
+    """Training speed of git revisions side by side: each revision's src/ and conf/ checked out into a temporary
+    folder, one run at a time in its own process, alternating revisions, `rounds` times (eager 3,000 iterations,
+    compiled 6,000; one thread; the repository's dataset cache). Machine states drift: compare within a round."""
+    import subprocess
+    import sys
+    import tempfile
+
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as tmp:
+        trees = {}
+        for rev in revisions:
+            tree = Path(tmp) / rev
+            tree.mkdir()
+            archive = subprocess.run(["git", "-C", str(root), "archive", rev, "src", "conf"], check=True,
+                                     capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+            trees[rev] = tree
+        results: dict[tuple, list[str]] = {}
+        for _ in range(rounds):
+            for model in models:
+                for comp, its in (("false", 3000), ("true", 6000)):
+                    for rev, tree in trees.items():
+                        out = subprocess.run([sys.executable, "-c", _ONE_RUN, model, comp, str(its), str(root / "data")],
+                                             cwd=tree, env={**os.environ, "PYTHONPATH": str(tree / "src")},
+                                             check=True, capture_output=True, text=True).stdout.split()
+                        ips, r2 = float(out[-2]), float(out[-1])
+                        results.setdefault((model, comp, rev), []).append(f"{ips:.0f}")
+                        print(f"{rev} {model} compile={comp}: {ips:.0f} it/s, rate_constants_R2 {r2:.4f}", flush=True)
+    for (model, comp, rev), v in results.items():
+        print(f"{model:9s} compile={comp:5s} {rev:10s} {' / '.join(v)} it/s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--regime", default="oscillatory_rank_50")
@@ -139,7 +194,14 @@ def main() -> None:
     ap.add_argument("--only", choices=("seeds", "configs"), default=None, help="with --batched: one of the two figures")
     ap.add_argument("--error-scale", action="store_true", help="only the default model's it/s with error_scale "
                                                               "absolute vs relative_k (3 runs each, alternating)")
+    ap.add_argument("--compare", nargs="+", metavar="REV", default=None,
+                    help="only the training speed of these git revisions side by side (e.g. 5390a13 HEAD)")
+    ap.add_argument("--rounds", type=int, default=3, help="with --compare: runs of each revision, alternating")
+    ap.add_argument("--models", nargs="+", default=["faithful"], choices=("faithful", "default"),
+                    help="with --compare: the Batch 1 baseline (faithful) and/or the default model")
     args = ap.parse_args()
+    if args.compare:
+        return bench_compare(args.compare, args.rounds, args.models)
     torch.set_num_threads(args.threads)
     if args.error_scale:
         for scale, ips in bench_error_scale(args.iterations, args.threads).items():
