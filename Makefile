@@ -13,7 +13,7 @@ STUDY ?= demo_$(SIM)
 LAB_ARGS = model=faithful loss=default seed=42 batch_size=8 n_epochs=1 coeff_k_floor=0.0 \
   data_augmentation_loop=$(AUG) threads=1 progress=false hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS)
 
-.PHONY: install test demo bench simulate oracle clean faithfulness batch1 batch2 sweep sweep-tpe dashboard tensorboard notebook bench-samplers bench-samplers-screen bench-scaling bench-fidelity science ablation observed ranking real-networks
+.PHONY: install test demo bench simulate oracle clean faithfulness batch1 batch2 sweep sweep-tpe dashboard tensorboard notebook bench-samplers bench-samplers-screen bench-scaling bench-compare bench-fidelity science ablation observed ranking real-networks
 
 install: $(STAMP)
 
@@ -92,6 +92,11 @@ notebook: $(STAMP)
 SIZES ?= 1,2,4,8,16
 bench-scaling: $(STAMP)
 	$(PYTHON) scripts/bench_scaling.py --sizes $(SIZES) --check 3
+
+# Training speed of git revisions side by side, alternating (README, Benchmarks): make bench-compare REVS="5390a13 HEAD"
+REVS ?= 5390a13 HEAD
+bench-compare: $(STAMP)
+	$(PYTHON) scripts/bench.py --compare $(REVS) --models faithful default
 
 # The lab's own search: ucb_tree, tpe, gp, random x 5 sampler seeds x 24 full-length trials (about 16 CPU-hours;
 # resumable, and `python scripts/bench_samplers.py --problem tiny` is a smoke run).
