@@ -52,5 +52,5 @@ def test_fused_adam_takes_a_closure_through_torchs_step():
         loss.backward()
         return loss
 
-    assert float(optimizer.step(closure)) == 5.0
+    assert float(optimizer.step(closure).detach()) == 5.0
     assert torch.allclose(p.detach(), torch.tensor([0.9, -1.9]))  # Adam's first step: lr * sign(grad)
