@@ -88,14 +88,15 @@ class RateModel(nn.Module):
 class Tanh(nn.Module):
     """tanh(x) = 2 sigmoid(2x) - 1, within 2e-7 of torch.tanh in float32: torch's CPU tanh kernel costs about six
     sigmoids here (165 µs per 64k values, sigmoid 27 µs). Plain ops, so vmap (batched trials) and torch.compile see
-    through it. Inside an `MLP` the factors and the - 1 go into the neighbouring layers instead (MLP.forward)."""
+    through it. Inside an `MLP` the factor on its input goes into the layer before it instead (MLP.forward)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(x * 2) * 2 - 1
 
 
 class MLP(nn.Sequential):
-    """Linear layers with tanh between them (the lab's `mlp`: same layers, same parameters, same state dict).
+    """Linear layers with tanh between them, as `mlp` builds them (the lab's `mlp`: same layers, same parameters, same
+    state dict).
 
     forward computes what the layers compute one by one, to the bit, in fewer passes over the activations: each
     tanh is 2 sigmoid(2 z) - 1 (`Tanh`), and 2 z = (2 W) h + 2 b exactly (doubling is exact in floating point), so
