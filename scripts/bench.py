@@ -138,13 +138,13 @@ import torch
 from hydra import compose, initialize_config_dir
 from oscsim.config import CONF_DIR
 from oscsim import train as T
-model, comp, it, data = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+model, comp, it, aug, data = sys.argv[1:6]
 torch.set_num_threads(1)
 extra = ["model=faithful", "loss=default"] if model == "faithful" else []
 with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
     cfg = compose("config", overrides=extra + ["threads=1", f"compile={comp}", "progress=false", "plots=false",
-        "tensorboard=false", "n_epochs=1", f"data_augmentation_loop={it * 8 / (2880 * 0.2):.6f}", "rollout_frames=10",
-        f"eval_every={it}", f"data_dir={data}"])
+        "tensorboard=false", "n_epochs=1", f"data_augmentation_loop={aug}", "rollout_frames=10", f"eval_every={it}",
+        f"data_dir={data}"])
 with tempfile.TemporaryDirectory() as d:
     m = T.train(cfg, Path(d))
 print(m["iterations_per_second"], m["rate_constants_R2"])
@@ -174,7 +174,8 @@ def bench_compare(revisions: list[str], rounds: int, models: list[str]) -> None:
             for model in models:
                 for comp, its in (("false", 3000), ("true", 6000)):
                     for rev, tree in trees.items():
-                        out = subprocess.run([sys.executable, "-c", _ONE_RUN, model, comp, str(its), str(root / "data")],
+                        out = subprocess.run([sys.executable, "-c", _ONE_RUN, model, comp, str(its), f"{augmentation_for(its):.6f}",
+                                              str(root / "data")],
                                              cwd=tree, env={**os.environ, "PYTHONPATH": str(tree / "src")},
                                              check=True, capture_output=True, text=True).stdout.split()
                         ips, r2 = float(out[-2]), float(out[-1])

@@ -179,12 +179,14 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
     elif n_models == 1:
         optimizer = FusedAdam(groups[0]) if device.type in ("cpu", "cuda") else torch.optim.Adam(groups[0])
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, n_total)) if cosine else None
+    def with_total(terms: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        return terms, sum(v.sum() for v in terms.values())
+
     if n_models == 1:
         step_settings = settings[0]
 
         def one_model(c: torch.Tensor, target: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-            terms = {k: v[None] for k, v in objectives[0](c[0], target[0], step_settings).items()}
-            return terms, sum(v.sum() for v in terms.values())
+            return with_total({k: v[None] for k, v in objectives[0](c[0], target[0], step_settings).items()})
 
         # compiled, the settings are constants of the graph (read from here, not passed in: no tensors made per step)
         loss_terms = torch.compile(one_model) if compiled and whole else one_model
@@ -195,8 +197,7 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
         step_settings = {k: torch.tensor([s[k] for s in settings], dtype=torch.float32, device=device) for k in PER_MODEL_SETTINGS}
 
         def loss_terms(c: torch.Tensor, target: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-            terms = stacked(c, target, step_settings)
-            return terms, sum(v.sum() for v in terms.values())
+            return with_total(stacked(c, target, step_settings))
 
     writers = []
     if cfg.tensorboard:
