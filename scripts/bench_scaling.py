@@ -1,6 +1,7 @@
 """How a batch's cost grows with the number of models it trains (batched trials), on one device.
 
-For each batch size M: M seeds of the default model on rank_50 trained as one vectorised model for
+For each batch size M: M seeds of the default model (`--model faithful`: the lab's) on rank_50 trained as one
+vectorised model (`--compile`: compiled) for
 `--iterations` iterations; prints the training loop's iterations per second (scoring and files excluded),
 what that is in model-iterations per second, and the wall time of the whole call. `--check N` first trains
 seeds 1..N alone and as one batch on the same device and prints how far each metric moves (the CPU's answer,
@@ -24,12 +25,14 @@ from oscsim.config import CONF_DIR
 COMPARED = ("rate_constants_R2", "rate_constants_R2_identifiable", "test_R2", "final_loss")
 
 
-def configs(seeds: list[int], iterations: int, device: str, threads: int) -> list:
+def configs(seeds: list[int], iterations: int, device: str, threads: int, compile_: bool = False,
+            model: str = "default") -> list:
     from hydra import compose, initialize_config_dir
 
     aug = augmentation_for(iterations)
     base = [f"device={device}", f"threads={threads}", "progress=false", "plots=false", "tensorboard=false",
-            "compile=false", f"data_augmentation_loop={aug:.6f}", f"eval_every={iterations}", "rollout_frames=100"]
+            f"compile={str(compile_).lower()}", f"data_augmentation_loop={aug:.6f}", f"eval_every={iterations}",
+            "rollout_frames=100", *(["model=faithful", "loss=default"] if model == "faithful" else [])]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         return [compose("config", overrides=[*base, f"seed={s}"]) for s in seeds]
 
@@ -62,6 +65,10 @@ def main() -> None:
     ap.add_argument("--sizes", default="1,2,4,8", help="batch sizes (models trained as one)")
     ap.add_argument("--iterations", type=int, default=400)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--compile", action="store_true", help="compile each batch's objective (compile=true; the loop's "
+                    "it/s leaves the compile out)")
+    ap.add_argument("--model", choices=("default", "faithful"), default="default",
+                    help="faithful: the lab's model and regularisers (Batch 1's settings)")
     ap.add_argument("--check", type=int, default=0, help="compare N seeds alone and batched first (0: skip)")
     ap.add_argument("--profile", type=int, default=0, help="profile a batch of N models for 60 iterations and print "
                     "the operators that take the most device and host time (0: skip)")
@@ -69,8 +76,9 @@ def main() -> None:
     args = ap.parse_args()
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     name = torch.cuda.get_device_name() if device == "cuda" else f"cpu, {args.threads} thread(s)"
-    report: dict = {"device": name, "iterations": args.iterations, "sizes": [], "check": None}
-    print(f"device: {name}; default model, rank_50, {args.iterations} iterations a model")
+    report: dict = {"device": name, "model": args.model, "compile": args.compile, "iterations": args.iterations, "sizes": [], "check": None}
+    print(f"device: {name}; {args.model} model, rank_50, {args.iterations} iterations a model, "
+          f"compile={str(args.compile).lower()}")
     if args.check:
         seeds = list(range(1, args.check + 1))
         alone = [train(configs([s], args.iterations, device, args.threads))[0][0] for s in seeds]
@@ -83,7 +91,8 @@ def main() -> None:
     if args.profile:
         profile(configs(list(range(1, args.profile + 1)), 60, device, args.threads), device)
     for m in (int(s) for s in args.sizes.split(",") if s):
-        metrics, wall = train(configs(list(range(1, m + 1)), args.iterations, device, args.threads))
+        metrics, wall = train(configs(list(range(1, m + 1)), args.iterations, device, args.threads, args.compile,
+                                      args.model))
         ips = metrics[0]["iterations_per_second"]
         row = {"models": m, "iterations_per_second": ips, "model_iterations_per_second": m * ips, "wall_s": wall}
         if device == "cuda":

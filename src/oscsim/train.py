@@ -159,14 +159,16 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
     queries, _ = L.monotonicity_queries(xnorm)
     use_queries = "MLP_sub_diff" in terms_on or "MLP_sub_norm" in terms_on
     groups = [m.param_groups(c.lr_k, c.lr_node, c.lr_sub, c.get("lr_embedding"), c.get("lr_S")) for m, c in zip(models, cfgs)]
-    # torch.compile fuses the small MLPs' kernels but costs ~15-25 s up front: worth it only for long trials
-    # (`compile: auto`); a batch of models runs vmapped, uncompiled. Fitting dc/dt, the whole objective (model,
-    # loss, regularisers) is one compiled graph; rolling windows or recurrent steps, the model alone is (a graph
-    # of the whole roll would unroll every step).
-    compiled = n_models == 1 and (cfg.compile is True or (cfg.compile == "auto" and n_total >= 20000))
-    if n_models > 1 and cfg.compile is True:
-        log.info("compile=true: a batch of models runs vmapped, not compiled")
+    # torch.compile fuses the small MLPs' kernels but costs ~15-30 s up front: worth it only for long trials
+    # (`compile: auto`). Fitting dc/dt, the whole objective (model, loss, regularisers; a batch's vmapped one) is
+    # one compiled graph; rolling windows or recurrent steps, one model's step alone is (a graph of the whole
+    # roll would unroll every step) and a batch of them runs uncompiled.
     whole = objective_data["mode"] == "derivative"
+    compiled = cfg.compile is True or (cfg.compile == "auto" and n_total >= 20000)
+    if n_models > 1 and not whole:
+        if cfg.compile is True:
+            log.info("compile=true: a batch of models rolling windows or recurrent steps runs vmapped, not compiled")
+        compiled = False
     objectives = [Objective(m, terms=terms_on, queries=queries.to(device) if use_queries else None,
                             log_k_range=(p.log_k_min, p.log_k_max), n_reactions=ds.network.n_reactions,
                             step=torch.compile(m) if compiled and not whole else None, forced=forced, **objective_data)
@@ -196,8 +198,16 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
         optimizer = StackedAdam(stacked.params, {n: torch.tensor([lr[n] for lr in lrs]) for n in stacked.params})
         step_settings = {k: torch.tensor([s[k] for s in settings], dtype=torch.float32, device=device) for k in PER_MODEL_SETTINGS}
 
+        def all_models(c: torch.Tensor, target: torch.Tensor, settings: dict[str, torch.Tensor]
+                       ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+            return with_total(stacked(c, target, settings))
+
+        # compiled, the settings are passed in: a graph that reads them from its closure vmaps them wrongly
+        # (every member then saw all members' coefficients; tests/test_batched.py)
+        batch_terms = torch.compile(all_models) if compiled else all_models
+
         def loss_terms(c: torch.Tensor, target: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-            return with_total(stacked(c, target, step_settings))
+            return batch_terms(c, target, step_settings)
 
     writers = []
     if cfg.tensorboard:

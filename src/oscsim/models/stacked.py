@@ -60,20 +60,26 @@ class StackedAdam:
 
     @torch.no_grad()
     def step(self) -> None:
+        # torch's Adam arithmetic, op for op, as one call over all parameters per op (a dozen small tensors)
         self.steps += 1
         beta1, beta2 = self.betas
         bias1 = 1 - beta1 ** self.steps
         bias2_sqrt = math.sqrt(1 - beta2 ** self.steps)
-        for name, p in self.params.items():
-            if p.grad is None:
-                continue
-            g, m, v = p.grad, self.exp_avg[name], self.exp_avg_sq[name]
-            m.lerp_(g, 1 - beta1)
-            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-            denom = (v.sqrt() / bias2_sqrt).add_(self.eps)
-            step_size = (self.lrs[name] * self.scale / bias1).view(-1, *[1] * (p.dim() - 1))
-            p.sub_(step_size * (m / denom))
-
+        names = [n for n, p in self.params.items() if p.grad is not None]
+        params = [self.params[n] for n in names]
+        grads = [p.grad for p in params]
+        m, v = [self.exp_avg[n] for n in names], [self.exp_avg_sq[n] for n in names]
+        torch._foreach_lerp_(m, grads, 1 - beta1)
+        torch._foreach_mul_(v, beta2)
+        torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_div_(denom, bias2_sqrt)
+        torch._foreach_add_(denom, self.eps)
+        update = torch._foreach_div(m, denom)
+        # each model's step size for each parameter, broadcast over the parameter's shape
+        torch._foreach_mul_(update, [(self.lrs[n] * self.scale / bias1).view(-1, *[1] * (p.dim() - 1))
+                                     for n, p in zip(names, params)])
+        torch._foreach_sub_(params, update)
 
 def group_lrs(model: nn.Module, groups: list[dict], stacked_names: list[str]) -> dict[str, float]:
     """The learning rate each named parameter gets from `param_groups` (the model's Adam groups)."""
