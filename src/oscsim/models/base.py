@@ -24,7 +24,7 @@ class RateModel(nn.Module):
 
     log_k_param: nn.Parameter
     k_index: torch.Tensor
-    k_spread: torch.Tensor  # (n_params, n_reactions): 1 where reaction j reads parameter i
+    k_spread: torch.Tensor | None  # (n_params, n_reactions): 1 where reaction j reads parameter i; None: untied
     sub: nn.Module
     node_mlp: nn.Module
     embedding: nn.Parameter
@@ -34,7 +34,7 @@ class RateModel(nn.Module):
         """log10 k of every reaction: what the model holds, what is saved and scored."""
         # a product with the 0/1 matrix k_spread (exact in value) rather than log_k_param[k_index]: compiled in a
         # vmapped batch, torch 2.13's inductor dropped parts of the indexing's gradient (tests/test_batched.py)
-        return self.log_k_param @ self.k_spread
+        return self.log_k_param.clone() if self.k_spread is None else self.log_k_param @ self.k_spread
 
     def prior_penalty(self) -> torch.Tensor | None:
         """The model's prior on the k the data leave free (None: no prior)."""

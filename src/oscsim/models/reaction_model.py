@@ -98,7 +98,9 @@ class ReactionModel(RateModel):
         structure = k_structure(net, tie=tie == "same_column" and not self.learned_S)
         self.log_k_param = nn.Parameter(torch.empty(structure.n_params).uniform_(*log_k_init))
         self.register_buffer("k_index", torch.as_tensor(structure.index, dtype=torch.long))
-        self.register_buffer("k_spread", F.one_hot(self.k_index, structure.n_params).T.float(), persistent=False)
+        in_order = np.array_equal(structure.index, np.arange(net.n_reactions))  # then log_k is log_k_param
+        self.register_buffer("k_spread", None if in_order else F.one_hot(self.k_index, structure.n_params).T.float(),
+                             persistent=False)
         self.register_buffer("k_prior_mask", torch.as_tensor(structure.prior))
         self.has_prior = self.k_prior > 0 and bool(structure.prior.any())  # fixed here: no test of a tensor per step
         # Edges of each power per parameter (tied reactions share their monomial), an edgeless one counted as one

@@ -81,6 +81,7 @@ class StackedAdam:
                                      for n, p in zip(names, params)])
         torch._foreach_sub_(params, update)
 
+
 def group_lrs(model: nn.Module, groups: list[dict], stacked_names: list[str]) -> dict[str, float]:
     """The learning rate each named parameter gets from `param_groups` (the model's Adam groups)."""
     by_id = {id(p): g["lr"] for g in groups for p in g["params"]}
