@@ -164,7 +164,9 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
     # one compiled graph; rolling windows or recurrent steps, one model's step alone is (a graph of the whole
     # roll would unroll every step) and a batch of them runs uncompiled.
     whole = objective_data["mode"] == "derivative"
-    compiled = cfg.compile is True or (cfg.compile == "auto" and n_total >= 20000)
+    # a compiled batch has been checked on CPUs only: on a GPU, auto leaves it vmapped (compile=true compiles it)
+    auto = n_total >= 20000 and (n_models == 1 or device.type == "cpu")
+    compiled = cfg.compile is True or (cfg.compile == "auto" and auto)
     if n_models > 1 and not whole:
         if cfg.compile is True:
             log.info("compile=true: a batch of models rolling windows or recurrent steps runs vmapped, not compiled")
