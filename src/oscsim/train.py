@@ -200,16 +200,10 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
         optimizer = StackedAdam(stacked.params, {n: torch.tensor([lr[n] for lr in lrs]) for n in stacked.params})
         step_settings = {k: torch.tensor([s[k] for s in settings], dtype=torch.float32, device=device) for k in PER_MODEL_SETTINGS}
 
-        def all_models(c: torch.Tensor, target: torch.Tensor, settings: dict[str, torch.Tensor]
-                       ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-            return with_total(stacked(c, target, settings))
+        def all_models(c: torch.Tensor, target: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+            return with_total(stacked(c, target, step_settings))
 
-        # compiled, the settings are passed in: a graph that reads them from its closure vmaps them wrongly
-        # (every member then saw all members' coefficients; tests/test_batched.py)
-        batch_terms = torch.compile(all_models) if compiled else all_models
-
-        def loss_terms(c: torch.Tensor, target: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-            return batch_terms(c, target, step_settings)
+        loss_terms = torch.compile(all_models) if compiled else all_models
 
     writers = []
     if cfg.tensorboard:
