@@ -7,6 +7,7 @@ import logging
 import os
 import sqlite3
 import subprocess
+import threading
 import time
 import uuid
 
@@ -81,17 +82,27 @@ def test_sqlite_locked_by_another_process_mid_sweep(tmp_path):
     name = "locked"
     args = [f"hydra.sweeper.storage=sqlite:///{db}", f"hydra.sweeper.study_name={name}", "hydra.sweeper.n_trials=4",
             "hydra.sweeper.n_parallel=2", "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=60"]
-    # trials of ~5 s, so the lock below lands mid-sweep even on a loaded machine (at aug=60 a busy CI
-    # machine once saw the sweep end between two looks)
     worker = subprocess.Popen(command(tmp_path, *args, aug=300), cwd=tmp_path, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []  # the sweeper's log (Hydra writes it to stdout), read as it comes
+    reader = threading.Thread(target=lambda: lines.extend(worker.stdout), daemon=True)
+    reader.start()
     wait_for_running(f"sqlite:///{db}", name, 1, worker=worker)
     lock = sqlite3.connect(db, timeout=30)
     lock.execute("BEGIN EXCLUSIVE")  # no reader or writer gets in: every heartbeat meets "database is locked"
-    time.sleep(12)
+    # held until the worker has met it, not for a fixed time: under load a fixed window once fell after the
+    # sweep's last storage call. Trials still to be told under the lock mean the worker must meet it.
+    told = lock.execute("SELECT count(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+    assert told < 4, "the sweep had finished before the lock was taken"
+    deadline = time.time() + 300
+    while not any("storage unreachable" in line for line in list(lines)) and time.time() < deadline:
+        time.sleep(0.5)
+    time.sleep(2)  # a few more failed beats and retries
     lock.rollback()
     lock.close()
-    err = worker.communicate(timeout=600)[0]  # the sweeper's log (Hydra writes it to stdout)
+    worker.wait(timeout=600)
+    reader.join(timeout=60)
+    err = "".join(lines)
     assert worker.returncode == 0, err[-3000:]
     assert_whole(tmp_path, f"sqlite:///{db}", name, 4, err)
 
