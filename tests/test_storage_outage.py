@@ -82,16 +82,17 @@ def test_sqlite_locked_by_another_process_mid_sweep(tmp_path):
     name = "locked"
     args = [f"hydra.sweeper.storage=sqlite:///{db}", f"hydra.sweeper.study_name={name}", "hydra.sweeper.n_trials=4",
             "hydra.sweeper.n_parallel=2", "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=60"]
+    # trials of ~5 s, so the sweep is still going when the lock below is taken, even on a loaded machine
     worker = subprocess.Popen(command(tmp_path, *args, aug=300), cwd=tmp_path, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []  # the sweeper's log (Hydra writes it to stdout), read as it comes
+    wait_for_running(f"sqlite:///{db}", name, 1, worker=worker)  # reports the log itself if the worker died
+    lines: list[str] = []  # the sweeper's log (Hydra writes it to stdout), read from here on as it comes
     reader = threading.Thread(target=lambda: lines.extend(worker.stdout), daemon=True)
     reader.start()
-    wait_for_running(f"sqlite:///{db}", name, 1, worker=worker)
     lock = sqlite3.connect(db, timeout=30)
     lock.execute("BEGIN EXCLUSIVE")  # no reader or writer gets in: every heartbeat meets "database is locked"
-    # held until the worker has met it, not for a fixed time: under load a fixed window once fell after the
-    # sweep's last storage call. Trials still to be told under the lock mean the worker must meet it.
+    # held until the worker has met it, not for a fixed time (a fixed 12 s once passed unmet on a loaded CI
+    # machine, probably after the sweep's last storage call). Trials still to be told mean the worker must meet it.
     told = lock.execute("SELECT count(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
     assert told < 4, "the sweep had finished before the lock was taken"
     deadline = time.time() + 300
