@@ -231,11 +231,13 @@ def trials_to(curve: list[float], level: float) -> int | None:
     return next((i + 1 for i, v in enumerate(curve) if v >= level), None)
 
 
-def median_trials(hits: list[int | None], n_trials: int) -> str:
-    """The median trials to a milestone over seeds; a seed that never reached it counts as more than n_trials, so
-    a median past them reads '> n_trials' (half the seeds or more did not get there in the trials run)."""
+def milestone_cell(hits: list[int | None], n_trials: int) -> str:
+    """'median M (h1, h2, ...)': the trials each seed needed to reach a milestone ('-': not reached) and their
+    median, where a seed that never reached it counts as more than n_trials, so a median past them reads
+    '> n_trials' (half the seeds or more did not get there in the trials run)."""
     med = np.median([h if h is not None else np.inf for h in hits])
-    return f"{med:g}" if np.isfinite(med) else f"> {n_trials}"
+    per_seed = ", ".join("-" if h is None else str(h) for h in hits)
+    return f"median {med:g} ({per_seed})" if np.isfinite(med) else f"median > {n_trials} ({per_seed})"
 
 
 def full_length_r2(problem: str, params_list: list[dict], cache: Path) -> list[float]:
@@ -335,8 +337,7 @@ def main() -> None:
     for s, runs in curves.items():
         cells = [f"{np.mean([r[n - 1] for r in runs]):.3f} ± {np.std([r[n - 1] for r in runs]):.3f}" for n in checkpoints]
         for m in milestones:
-            hits = [trials_to(r, m) for r in runs]
-            cells.append(f"median {median_trials(hits, args.trials)} ({', '.join('-' if h is None else str(h) for h in hits)})")
+            cells.append(milestone_cell([trials_to(r, m) for r in runs], args.trials))
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
     if args.full_reruns:
         lines += ["", "Milestones on full-length R² of each study's best-so-far configuration:", "",
@@ -359,8 +360,7 @@ def main() -> None:
                 for m in milestones:
                     hits[m].append(trials_to(curve, m))
                 finals.append(curve[-1])
-            cells = [f"median {median_trials(hits[m], args.trials)} "
-                     f"({', '.join('-' if h is None else str(h) for h in hits[m])})" for m in milestones]
+            cells = [milestone_cell(hits[m], args.trials) for m in milestones]
             lines.append(f"| {s} | " + " | ".join(cells) + f" | {np.mean(finals):.3f} ± {np.std(finals):.3f} |")
     table = "\n".join(lines)
     print(table)
