@@ -1,4 +1,7 @@
-"""FusedAdam: torch's fused Adam, stepped without its per-step bookkeeping, must be torch's fused Adam to the bit."""
+"""FusedAdam must be torch's fused Adam to the bit; CompiledAdamStep torch's Adam within float32 rounding, in one graph."""
+import math
+
+import pytest
 import torch
 from torch import nn
 
@@ -54,3 +57,55 @@ def test_fused_adam_takes_a_closure_through_torchs_step():
 
     assert float(optimizer.step(closure).detach()) == 5.0
     assert torch.allclose(p.detach(), torch.tensor([0.9, -1.9]))  # Adam's first step: lr * sign(grad)
+
+
+def test_compiled_step_is_torchs_adam_in_one_graph():
+    # CompiledAdamStep differentiates and updates inside one compiled graph: the same trajectory as torch's Adam
+    # (within float32 rounding), a parameter the loss never reaches left untouched, a cosine schedule's factor
+    # read each step without recompiling
+    from torch._dynamo.utils import counters
+
+    from oscsim.optim import CompiledAdamStep
+
+    def setup():
+        torch.manual_seed(1)
+        net, extra, unused = mlp([2, 16, 16, 1]), nn.Parameter(torch.randn(5)), nn.Parameter(torch.randn(3))
+        groups = [{"params": [extra], "lr": 0.01, "name": "extra"}, {"params": [unused], "lr": 0.1},
+                  {"params": list(net.parameters()), "lr": 0.003}]
+
+        def loss_terms(x, y):
+            terms = {"fit": ((net(x).squeeze(-1) - y) ** 2).mean(), "pull": (extra ** 2).sum()}
+            return terms, sum(terms.values())
+        return net, extra, unused, groups, loss_terms
+
+    g = torch.Generator().manual_seed(3)
+    batches = [(torch.randn(32, 2, generator=g), torch.randn(32, generator=g)) for _ in range(60)]
+    net, extra, unused, groups, loss_terms = setup()
+    optimizer = torch.optim.Adam(groups, foreach=False)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 0.5 * (1 + math.cos(math.pi * i / 60)))
+    losses = []
+    for x, y in batches:
+        optimizer.zero_grad()
+        terms, loss = loss_terms(x, y)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        losses.append(float(loss))
+    expected = [p.detach().clone() for p in (extra, unused, *net.parameters())]
+
+    net, extra, unused, groups, loss_terms = setup()
+    start = unused.detach().clone()
+    counters.clear()
+    step = CompiledAdamStep(loss_terms, groups)
+    ours = []
+    for i, (x, y) in enumerate(batches):
+        terms, loss = step(x, y)
+        step.scale = torch.tensor([0.5 * (1 + math.cos(math.pi * (i + 1) / 60))])
+        ours.append(float(loss))
+    assert sorted(terms) == ["fit", "pull"] and not loss.requires_grad
+    assert not counters["graph_break"] and counters["stats"]["unique_graphs"] == 1
+    assert torch.equal(unused.detach(), start) and torch.equal(expected[1], start)
+    for a, b in zip((extra, unused, *net.parameters()), expected):
+        assert torch.allclose(a.detach(), b, rtol=1e-5, atol=1e-6)
+    assert ours == pytest.approx(losses, rel=1e-5)
+    assert not torch.allclose(expected[0], setup()[1].detach(), atol=1e-3)  # and the parameters did move

@@ -30,7 +30,7 @@ from .models.stacked import Stacked, StackedAdam, group_lrs
 from .objective import COEFFICIENTS, PER_MODEL_SETTINGS, Objective, active_terms
 from .observation import (Observation, auto_settings, derivative_error_weights, error_weights, noise_estimate, smooth,
                           window_starts)
-from .optim import FusedAdam
+from .optim import CompiledAdamStep, FusedAdam
 from .params import ConfigError
 from .sign_flips import flip_signs, round_coefficients
 
@@ -176,13 +176,18 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
                             step=torch.compile(m) if compiled and not whole else None, forced=forced, **objective_data)
                   for m in models]
     cosine = cfg.get("lr_schedule", "constant") == "cosine"
+    # One compiled model fitting dc/dt: the whole step (objective, gradient, Adam) is one graph (optim.CompiledAdamStep),
+    # unless sign flips or rounding edit torch's optimiser state. Checked on CPUs only: on a GPU the objective alone.
+    fused = (compiled and whole and n_models == 1 and not lbfgs and device.type == "cpu"
+             and not cfg.get("S_flip_every") and not cfg.get("S_round_at"))
     if lbfgs:  # one step size for all (the line search sets it); the learning rates are Adam's
         optimizer = torch.optim.LBFGS([q for g in groups[0] for q in g["params"]], lr=1.0, max_iter=20,
                                       history_size=50, line_search_fn="strong_wolfe")
         scheduler = None
-    elif n_models == 1:
+    elif n_models == 1 and not fused:
         optimizer = FusedAdam(groups[0]) if device.type in ("cpu", "cuda") else torch.optim.Adam(groups[0])
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, n_total)) if cosine else None
+
     def with_total(terms: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         return terms, sum(v.sum() for v in terms.values())
 
@@ -193,7 +198,9 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
             return with_total({k: v[None] for k, v in objectives[0](c[0], target[0], step_settings).items()})
 
         # compiled, the settings are constants of the graph (read from here, not passed in: no tensors made per step)
-        loss_terms = torch.compile(one_model) if compiled and whole else one_model
+        loss_terms = torch.compile(one_model) if compiled and whole and not fused else one_model
+        if fused:
+            optimizer, scheduler = CompiledAdamStep(one_model, groups[0]), None
     else:
         stacked, scheduler = Stacked(objectives), None
         lrs = [group_lrs(o, gs, list(stacked.params)) for o, gs in zip(objectives, groups)]
@@ -281,12 +288,15 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
             return loss
 
         terms: dict[str, torch.Tensor] = {}
-        loss = optimizer.step(closure) if lbfgs else closure()
-        if not lbfgs:
-            optimizer.step()
+        if fused:  # objective, gradient and Adam's update in one compiled call
+            terms, loss = optimizer(c, target)
+        else:
+            loss = optimizer.step(closure) if lbfgs else closure()
+            if not lbfgs:
+                optimizer.step()
         if scheduler is not None:
             scheduler.step()
-        elif n_models > 1 and cosine:  # CosineAnnealingLR's closed form, per model; 0 stays 0 for stopped ones
+        elif (n_models > 1 or fused) and cosine:  # CosineAnnealingLR's closed form, per model; 0 stays 0 for stopped ones
             optimizer.scale = running * 0.5 * (1 + math.cos(math.pi * (it + 1) / max(1, n_total)))
         total_pred += terms["prediction"].detach() * running
         if flip_every and (it + 1) % flip_every == 0:
