@@ -68,34 +68,39 @@ class FusedAdam(torch.optim.Adam):
                 p.grad = None
 
 
-class CompiledAdamStep:
-    """One model's whole training step, from the objective through Adam's update, as one torch.compile'd graph.
+def bias_corrections(count: torch.Tensor, betas: tuple[float, float], dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Adam's 1 - beta1^t and sqrt(1 - beta2^t) at step `count` (float32: exact to 2^24 steps), computed in float64
+    and rounded once to `dtype`, as torch's Adam rounds its Python-float ones. (A float64 count, incremented inside
+    a compiled graph, lost its increment under torch 2.13's CPU inductor.)"""
+    t = count.double()
+    return (1 - betas[0] ** t).to(dtype), (1 - betas[1] ** t).sqrt().to(dtype)
+
+
+class OneGraphStep:
+    """A training step, from the objective through Adam's update, as one torch.compile'd graph.
 
     The gradient is taken inside the compiled function (`torch.autograd.grad`, traced), so the forward, the backward
     and every parameter's update are one graph and one call: no autograd engine walking a compiled backward, no
-    gradient accumulation per parameter, no optimiser lists built per step. On the lab's Batch 1 model (one CPU
-    thread) the step is ~1.4x that of the compiled objective with `FusedAdam` (README, Benchmarks).
+    gradient accumulation per parameter, no optimiser lists built per step, and the compiler sees forward and backward
+    together (the backward reuses saved activations a separately compiled one recomputes). On the lab's Batch 1 model
+    (one CPU thread) the step is ~1.4x that of the compiled objective with `FusedAdam` (README, Benchmarks).
 
-    torch's Adam arithmetic (betas (0.9, 0.999), eps 1e-8 outside the square root, bias-corrected), in plain ops the
-    compiler fuses, so it rounds a little differently from torch's fused kernel. A parameter the objective never
-    reaches gets no update, as torch's Adam skips a None gradient; which parameters the objective reaches is fixed
-    by the model's structure, so one step count serves all. `scale` multiplies every learning rate (a schedule's
-    factor; shape (1,), as a batch's is (M,)) and is read each step without recompiling."""
+    For an Adam whose `update(grads, scale)` is plain tensor ops (its step count a tensor): `compile_step(loss_terms)`,
+    then call it with a batch. A parameter the objective never reaches gets no update, as torch's Adam skips a None
+    gradient; which parameters it reaches is fixed by the model's structure, so one step count serves all. `scale`
+    (one factor per model: a schedule's, or 0 for a model that stopped) is read each step without recompiling."""
 
-    def __init__(self, loss_terms, groups: list[dict], betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-        for g in groups:
-            extra = set(g) - {"params", "lr", "name"}
-            if extra:
-                raise ValueError(f"CompiledAdamStep: group {g.get('name', '')} sets {sorted(extra)}: only lr is supported")
-        self.loss_terms, self.betas, self.eps = loss_terms, betas, eps
-        self.params = [p for g in groups for p in g["params"]]
-        self.lrs = [float(g["lr"]) for g in groups for _ in g["params"]]
-        self.exp_avg = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-        device = self.params[0].device
-        self.count = torch.zeros((), device=device)
-        self.scale = torch.ones(1, device=device)
+    params: list[torch.Tensor]
+    scale: torch.Tensor
+
+    def update(self, grads: list[torch.Tensor | None], scale: torch.Tensor) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def compile_step(self, loss_terms):
+        """loss_terms(c, target) -> (terms by name, their total); returns self, now callable on a batch."""
+        self.loss_terms = loss_terms
         self._compiled = torch.compile(self._step)
+        return self
 
     def __call__(self, c: torch.Tensor, target: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """One step on a batch: returns the loss terms and their total (before the update), detached."""
@@ -106,15 +111,38 @@ class CompiledAdamStep:
     def _step(self, c: torch.Tensor, target: torch.Tensor, scale: torch.Tensor):
         terms, loss = self.loss_terms(c, target)
         grads = torch.autograd.grad(loss, self.params, allow_unused=True)
-        beta1, beta2 = self.betas
         with torch.no_grad():
-            self.count.add_(1)
-            step_scale = scale[0] / (1 - beta1 ** self.count)
-            bias2_sqrt = (1 - beta2 ** self.count).sqrt()
-            for p, g, m, v, lr in zip(self.params, grads, self.exp_avg, self.exp_avg_sq, self.lrs):
-                if g is None:
-                    continue
-                m.lerp_(g, 1 - beta1)
-                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                p.sub_(lr * step_scale * m / (v.sqrt() / bias2_sqrt + self.eps))
+            self.update(list(grads), scale)
         return {k: v.detach() for k, v in terms.items()}, loss.detach()
+
+
+class CompiledAdamStep(OneGraphStep):
+    """One model's Adam in a one-graph step: torch's arithmetic (betas (0.9, 0.999), eps 1e-8 outside the square root,
+    bias-corrected) in plain ops the compiler fuses, so it rounds a little differently from torch's fused kernel."""
+
+    def __init__(self, loss_terms, groups: list[dict], betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        for g in groups:
+            extra = set(g) - {"params", "lr", "name"}
+            if extra:
+                raise ValueError(f"CompiledAdamStep: group {g.get('name', '')} sets {sorted(extra)}: only lr is supported")
+        self.betas, self.eps = betas, eps
+        self.params = [p for g in groups for p in g["params"]]
+        self.lrs = [float(g["lr"]) for g in groups for _ in g["params"]]
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        device = self.params[0].device
+        self.count = torch.zeros((), device=device)
+        self.scale = torch.ones(1, device=device)  # one model's factor, shape (1,) as a batch's is (M,)
+        self.compile_step(loss_terms)
+
+    def update(self, grads: list[torch.Tensor | None], scale: torch.Tensor) -> None:
+        beta1, beta2 = self.betas
+        self.count.add_(1)
+        bias1, bias2_sqrt = bias_corrections(self.count, self.betas, self.params[0].dtype)
+        step_scale = scale[0] / bias1
+        for p, g, m, v, lr in zip(self.params, grads, self.exp_avg, self.exp_avg_sq, self.lrs):
+            if g is None:
+                continue
+            m.lerp_(g, 1 - beta1)
+            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+            p.sub_(lr * step_scale * m / (v.sqrt() / bias2_sqrt + self.eps))

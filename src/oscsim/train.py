@@ -176,9 +176,9 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
                             step=torch.compile(m) if compiled and not whole else None, forced=forced, **objective_data)
                   for m in models]
     cosine = cfg.get("lr_schedule", "constant") == "cosine"
-    # One compiled model fitting dc/dt: the whole step (objective, gradient, Adam) is one graph (optim.CompiledAdamStep),
-    # unless sign flips or rounding edit torch's optimiser state. Checked on CPUs only: on a GPU the objective alone.
-    fused = (compiled and whole and n_models == 1 and not lbfgs and device.type == "cpu"
+    # Compiled, fitting dc/dt: the whole step (objective, gradient, Adam) is one graph (optim.OneGraphStep), unless
+    # sign flips or rounding edit torch's optimiser state. Checked on CPUs only: on a GPU the objective alone is.
+    fused = (compiled and whole and not lbfgs and device.type == "cpu"
              and not cfg.get("S_flip_every") and not cfg.get("S_round_at"))
     if lbfgs:  # one step size for all (the line search sets it); the learning rates are Adam's
         optimizer = torch.optim.LBFGS([q for g in groups[0] for q in g["params"]], lr=1.0, max_iter=20,
@@ -210,7 +210,9 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
         def all_models(c: torch.Tensor, target: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
             return with_total(stacked(c, target, step_settings))
 
-        loss_terms = torch.compile(all_models) if compiled else all_models
+        loss_terms = torch.compile(all_models) if compiled and not fused else all_models
+        if fused:
+            optimizer.compile_step(all_models)
 
     writers = []
     if cfg.tensorboard:

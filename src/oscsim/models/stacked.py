@@ -5,12 +5,13 @@ On a CPU this saves dispatch and Python, not arithmetic (each model's work still
 of hundreds of models fills the device that one small model leaves idle."""
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
+
+from ..optim import OneGraphStep, bias_corrections
 
 
 class Stacked:
@@ -39,36 +40,38 @@ class Stacked:
             p.copy_(self.params[name][m])
 
 
-class StackedAdam:
+class StackedAdam(OneGraphStep):
     """Adam (torch's update, element by element) on parameters stacked along the model axis, with a
     learning rate per model for each parameter (torch's Adam takes one per group). `scale[m]` multiplies
-    model m's rates: a schedule's factor, or 0 for a model that has stopped (its parameters stay as they are)."""
+    model m's rates: a schedule's factor, or 0 for a model that has stopped (its parameters stay as they are).
+    `step()` after a backward pass, or `compile_step(loss_terms)` for the whole step as one graph (`OneGraphStep`)."""
 
     def __init__(self, params: dict[str, torch.Tensor], lrs: dict[str, torch.Tensor],
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-        self.params, self.betas, self.eps = params, betas, eps
-        self.lrs = {n: lrs[n].to(p) for n, p in params.items()}
-        self.exp_avg = {n: torch.zeros_like(p) for n, p in params.items()}
-        self.exp_avg_sq = {n: torch.zeros_like(p) for n, p in params.items()}
-        self.scale = torch.ones(len(next(iter(params.values()))), dtype=torch.float32,
-                                device=next(iter(params.values())).device)
-        self.steps = 0
+        self.params, self.betas, self.eps = list(params.values()), betas, eps
+        self.lrs = [lrs[n].to(p) for n, p in params.items()]
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        device = self.params[0].device
+        self.scale = torch.ones(len(self.params[0]), dtype=torch.float32, device=device)
+        self.count = torch.zeros((), device=device)  # a tensor: a compiled step reads it without recompiling
 
     def zero_grad(self) -> None:
-        for p in self.params.values():
+        for p in self.params:
             p.grad = None
 
     @torch.no_grad()
     def step(self) -> None:
+        self.update([p.grad for p in self.params], self.scale)
+
+    def update(self, grads: list[torch.Tensor | None], scale: torch.Tensor) -> None:
         # torch's Adam arithmetic, op for op, as one call over all parameters per op (a dozen small tensors)
-        self.steps += 1
         beta1, beta2 = self.betas
-        bias1 = 1 - beta1 ** self.steps
-        bias2_sqrt = math.sqrt(1 - beta2 ** self.steps)
-        names = [n for n, p in self.params.items() if p.grad is not None]
-        params = [self.params[n] for n in names]
-        grads = [p.grad for p in params]
-        m, v = [self.exp_avg[n] for n in names], [self.exp_avg_sq[n] for n in names]
+        self.count.add_(1)
+        bias1, bias2_sqrt = bias_corrections(self.count, self.betas, self.params[0].dtype)
+        have = [i for i, g in enumerate(grads) if g is not None]
+        params, grads = [self.params[i] for i in have], [grads[i] for i in have]
+        m, v = [self.exp_avg[i] for i in have], [self.exp_avg_sq[i] for i in have]
         torch._foreach_lerp_(m, grads, 1 - beta1)
         torch._foreach_mul_(v, beta2)
         torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)
@@ -77,8 +80,8 @@ class StackedAdam:
         torch._foreach_add_(denom, self.eps)
         update = torch._foreach_div(m, denom)
         # each model's step size for each parameter, broadcast over the parameter's shape
-        torch._foreach_mul_(update, [(self.lrs[n] * self.scale / bias1).view(-1, *[1] * (p.dim() - 1))
-                                     for n, p in zip(names, params)])
+        torch._foreach_mul_(update, [(self.lrs[i] * scale / bias1).view(-1, *[1] * (p.dim() - 1))
+                                     for i, p in zip(have, params)])
         torch._foreach_sub_(params, update)
 
 
