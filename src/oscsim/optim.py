@@ -76,25 +76,60 @@ def bias_corrections(count: torch.Tensor, betas: tuple[float, float], dtype: tor
     return (1 - betas[0] ** t).to(dtype), (1 - betas[1] ** t).sqrt().to(dtype)
 
 
-class OneGraphStep:
-    """A training step, from the objective through Adam's update, as one torch.compile'd graph.
+class StackedAdam:
+    """Adam (torch's update, element by element) with a learning rate per model for each parameter (torch's Adam
+    takes one per group): parameters stacked along a leading model axis (batched trials, `models.stacked`), or one
+    model's own parameters with every rate of shape (1,), which broadcasts (`CompiledAdamStep`). `scale[m]`
+    multiplies model m's rates: a schedule's factor, or 0 for a model that has stopped (its parameters stay as
+    they are). A parameter without a gradient gets no update, as torch's Adam skips a None gradient.
 
-    The gradient is taken inside the compiled function (`torch.autograd.grad`, traced), so the forward, the backward
-    and every parameter's update are one graph and one call: no autograd engine walking a compiled backward, no
-    gradient accumulation per parameter, no optimiser lists built per step, and the compiler sees forward and backward
-    together (the backward reuses saved activations a separately compiled one recomputes). On the lab's Batch 1 model
-    (one CPU thread) the step is ~1.4x that of the compiled objective with `FusedAdam` (README, Benchmarks).
+    `step()` after a backward pass; or `compile_step(loss_terms)`, then call it with a batch: the whole training
+    step as one torch.compile'd graph. There the gradient is taken inside the compiled function
+    (`torch.autograd.grad`, traced), so the forward, the backward and every parameter's update are one graph and
+    one call: no autograd engine walking a compiled backward, no gradient accumulation per parameter, no optimiser
+    lists built per step, and the compiler sees forward and backward together (the backward reuses saved
+    activations a separately compiled one recomputes). On the lab's Batch 1 model (one CPU thread) the step is
+    ~1.4x that of the compiled objective with `FusedAdam` (README, Benchmarks). Which parameters the objective
+    reaches is fixed by the model's structure, so one step count serves all; it and `scale` are tensors, read each
+    step without recompiling."""
 
-    For an Adam whose `update(grads, scale)` is plain tensor ops (its step count a tensor): `compile_step(loss_terms)`,
-    then call it with a batch. A parameter the objective never reaches gets no update, as torch's Adam skips a None
-    gradient; which parameters it reaches is fixed by the model's structure, so one step count serves all. `scale`
-    (one factor per model: a schedule's, or 0 for a model that stopped) is read each step without recompiling."""
+    def __init__(self, params: dict[str, torch.Tensor], lrs: dict[str, torch.Tensor],
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        self.params, self.betas, self.eps = list(params.values()), betas, eps
+        self.lrs = [lrs[n].to(p) for n, p in params.items()]
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        device = self.params[0].device
+        self.scale = torch.ones(len(self.lrs[0]), dtype=torch.float32, device=device)  # one factor per model
+        self.count = torch.zeros((), device=device)
 
-    params: list[torch.Tensor]
-    scale: torch.Tensor
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
 
-    def update(self, grads: list[torch.Tensor | None], scale: torch.Tensor) -> None:  # pragma: no cover
-        raise NotImplementedError
+    @torch.no_grad()
+    def step(self) -> None:
+        self.update([p.grad for p in self.params], self.scale)
+
+    def update(self, grads: list[torch.Tensor | None], scale: torch.Tensor) -> None:
+        # torch's Adam arithmetic, op for op, as one call over all parameters per op (a dozen small tensors)
+        beta1, beta2 = self.betas
+        self.count.add_(1)
+        bias1, bias2_sqrt = bias_corrections(self.count, self.betas, self.params[0].dtype)
+        have = [i for i, g in enumerate(grads) if g is not None]
+        params, grads = [self.params[i] for i in have], [grads[i] for i in have]
+        m, v = [self.exp_avg[i] for i in have], [self.exp_avg_sq[i] for i in have]
+        torch._foreach_lerp_(m, grads, 1 - beta1)
+        torch._foreach_mul_(v, beta2)
+        torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_div_(denom, bias2_sqrt)
+        torch._foreach_add_(denom, self.eps)
+        update = torch._foreach_div(m, denom)
+        # each model's step size for each parameter, broadcast over the parameter's shape
+        torch._foreach_mul_(update, [(self.lrs[i] * scale / bias1).view(-1, *[1] * (p.dim() - 1))
+                                     for i, p in zip(have, params)])
+        torch._foreach_sub_(params, update)
 
     def compile_step(self, loss_terms):
         """loss_terms(c, target) -> (terms by name, their total); returns self, now callable on a batch."""
@@ -116,33 +151,17 @@ class OneGraphStep:
         return {k: v.detach() for k, v in terms.items()}, loss.detach()
 
 
-class CompiledAdamStep(OneGraphStep):
-    """One model's Adam in a one-graph step: torch's arithmetic (betas (0.9, 0.999), eps 1e-8 outside the square root,
-    bias-corrected) in plain ops the compiler fuses, so it rounds a little differently from torch's fused kernel."""
+class CompiledAdamStep(StackedAdam):
+    """One model's Adam with its groups' learning rates (betas (0.9, 0.999), eps 1e-8, bias-corrected), its whole
+    training step compiled as one graph. Plain ops the compiler fuses, so it rounds a little differently from
+    torch's fused kernel."""
 
     def __init__(self, loss_terms, groups: list[dict], betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
         for g in groups:
             extra = set(g) - {"params", "lr", "name"}
             if extra:
                 raise ValueError(f"CompiledAdamStep: group {g.get('name', '')} sets {sorted(extra)}: only lr is supported")
-        self.betas, self.eps = betas, eps
-        self.params = [p for g in groups for p in g["params"]]
-        self.lrs = [float(g["lr"]) for g in groups for _ in g["params"]]
-        self.exp_avg = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-        device = self.params[0].device
-        self.count = torch.zeros((), device=device)
-        self.scale = torch.ones(1, device=device)  # one model's factor, shape (1,) as a batch's is (M,)
+        rated = [(p, float(g["lr"])) for g in groups for p in g["params"]]
+        super().__init__({str(i): p for i, (p, _) in enumerate(rated)},
+                         {str(i): torch.tensor([lr]) for i, (_, lr) in enumerate(rated)}, betas, eps)
         self.compile_step(loss_terms)
-
-    def update(self, grads: list[torch.Tensor | None], scale: torch.Tensor) -> None:
-        beta1, beta2 = self.betas
-        self.count.add_(1)
-        bias1, bias2_sqrt = bias_corrections(self.count, self.betas, self.params[0].dtype)
-        step_scale = scale[0] / bias1
-        for p, g, m, v, lr in zip(self.params, grads, self.exp_avg, self.exp_avg_sq, self.lrs):
-            if g is None:
-                continue
-            m.lerp_(g, 1 - beta1)
-            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-            p.sub_(lr * step_scale * m / (v.sqrt() / bias2_sqrt + self.eps))

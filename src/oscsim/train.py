@@ -26,11 +26,11 @@ from .config import EXTRA_CONFIG_KEYS, LAB_CONFIG_KEYS, check_batchable, check_t
 from .evaluate import evaluate, rate_constant_scores, rollouts
 from .metrics import trial_status
 from .models import build_model
-from .models.stacked import Stacked, StackedAdam, group_lrs
+from .models.stacked import Stacked, group_lrs
 from .objective import COEFFICIENTS, PER_MODEL_SETTINGS, Objective, active_terms
 from .observation import (Observation, auto_settings, derivative_error_weights, error_weights, noise_estimate, smooth,
                           window_starts)
-from .optim import CompiledAdamStep, FusedAdam
+from .optim import CompiledAdamStep, FusedAdam, StackedAdam
 from .params import ConfigError
 from .sign_flips import flip_signs, round_coefficients
 
@@ -176,7 +176,7 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
                             step=torch.compile(m) if compiled and not whole else None, forced=forced, **objective_data)
                   for m in models]
     cosine = cfg.get("lr_schedule", "constant") == "cosine"
-    # Compiled, fitting dc/dt: the whole step (objective, gradient, Adam) is one graph (optim.OneGraphStep), unless
+    # Compiled, fitting dc/dt: the whole step (objective, gradient, Adam) is one graph (optim.StackedAdam.compile_step), unless
     # sign flips or rounding edit torch's optimiser state. Checked on CPUs only: on a GPU the objective alone is.
     fused = (compiled and whole and not lbfgs and device.type == "cpu"
              and not cfg.get("S_flip_every") and not cfg.get("S_round_at"))
