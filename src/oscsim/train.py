@@ -24,6 +24,7 @@ from . import losses as L
 from .cli import hydra_entry
 from .config import EXTRA_CONFIG_KEYS, LAB_CONFIG_KEYS, check_batchable, check_training_data, max_window, validate
 from .evaluate import evaluate, rate_constant_scores, rollouts
+from .host import keep_freed_memory
 from .metrics import trial_status
 from .models import build_model
 from .models.stacked import Stacked, group_lrs
@@ -80,6 +81,7 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
         d.mkdir(parents=True, exist_ok=True)
     # ---- settings -------------------------------------------------------------------------------------
     torch.set_num_threads(int(cfg.threads))
+    keep_freed_memory()  # each step's buffers reuse the last step's memory instead of fresh pages
     device = pick_device(str(cfg.device))
     frames_rngs = [torch.Generator().manual_seed(int(c.seed) + 1) for c in cfgs]  # frame sampling, per model
     recurrent = bool(cfg.recurrent_training) and int(cfg.time_step) > 1
