@@ -56,6 +56,23 @@ def test_mlp_forward_is_the_layer_by_layer_computation_to_the_bit(sizes, shape):
     assert len(sizes) == 2 or not torch.equal(layered, torch.nn.Sequential(*[m for m in net if not isinstance(m, Tanh)])(x))
 
 
+@pytest.mark.parametrize("sizes, own", [([3, 64, 64, 1], 1), ([4, 16, 1], 2), ([3, 1], 1)])
+def test_mlp_with_shared_inputs_is_the_mlp_of_the_concatenated_input(sizes, own):
+    # MLP_node's embeddings enter the first layer once per metabolite; values and gradients are those of the MLP on
+    # cat(c, embedding) per frame, within float32 rounding
+    torch.manual_seed(0)
+    net = mlp(sizes)
+    x, shared = torch.rand(8, 100, own), torch.nn.Parameter(torch.randn(100, sizes[0] - own))
+    whole = net(torch.cat([x, shared.expand(8, 100, -1)], -1))
+    split = net(x, shared=shared)
+    assert split.shape == whole.shape
+    assert torch.allclose(split, whole, rtol=1e-5, atol=1e-6)
+    params = [shared, *net.parameters()]
+    for a, b in zip(torch.autograd.grad((split ** 2).sum(), params), torch.autograd.grad((whole ** 2).sum(), params)):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert not torch.allclose(split, net(torch.cat([x, shared.expand(8, 100, -1).flip(1)], -1)), atol=1e-4)
+
+
 def test_sub_queries_ride_along_without_changing_output():
     net = build_network(regime("tiny"))
     model = ReactionModel(net)

@@ -73,8 +73,8 @@ class RateModel(nn.Module):
             return torch.zeros_like(c)
         if self.node_dead:  # every hidden activation is tanh(0) = 0: the output is the last layer's bias, exactly
             return self.node_mlp[-1].bias.expand(c.shape)
-        a = self.embedding.expand(*c.shape, self.embedding.shape[-1])
-        return self.node_mlp(torch.cat([c.unsqueeze(-1), a], dim=-1)).squeeze(-1)
+        # the input (c_i, a_i) split: a_i's part of the first layer depends on the metabolite alone (MLP.forward)
+        return self.node_mlp(c.unsqueeze(-1), shared=self.embedding).squeeze(-1)
 
     def param_groups(self, lr_k: float, lr_node: float, lr_sub: float, lr_embedding: float | None,
                      lr_S: float | None = None) -> list[dict]:
@@ -104,11 +104,29 @@ class MLP(nn.Sequential):
     forward computes what the layers compute one by one, to the bit, in fewer passes over the activations: each
     tanh is 2 sigmoid(2 z) - 1 (`Tanh`), and 2 z = (2 W) h + 2 b exactly (doubling is exact in floating point), so
     the 2 goes into the 64 x 64 weights instead of the ~1,000 x 64 activations, and 2 s - 1 is one op. Two
-    elementwise passes per hidden layer instead of four, forward and backward."""
+    elementwise passes per hidden layer instead of four, forward and backward.
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        *hidden, last = [m for m in self if isinstance(m, nn.Linear)]
-        minus_one = x.new_full((), -1.0)
+    `shared` (..., n, d) are further inputs that every row along x's second-to-last axis shares (MLP_node's
+    embeddings: one per metabolite, the same in every frame): the first layer reads cat(x, shared) as
+    x W_x + (shared W_s + b), the second term computed once per metabolite rather than once per frame and its
+    gradient summed over the frames, with no product against the 3-wide input (the same values within float32
+    rounding)."""
+
+    def forward(self, x: torch.Tensor, shared: torch.Tensor | None = None) -> torch.Tensor:
+        first, *rest = [m for m in self if isinstance(m, nn.Linear)]
+        scale = 2 if rest else 1  # a hidden layer's tanh wants 2 z
+        if shared is None:
+            z = F.linear(x, scale * first.weight, scale * first.bias)
+        else:
+            w, k = scale * first.weight, x.shape[-1]
+            # one column: an outer product, which as a (rows, 1) x (1, n) matrix product costs ~4x the multiply
+            own = x * w[:, 0] if k == 1 else F.linear(x, w[:, :k])
+            z = own + F.linear(shared, w[:, k:], scale * first.bias)
+        if not rest:
+            return z
+        *hidden, last = rest
+        minus_one = z.new_full((), -1.0)
+        x = torch.add(minus_one, torch.sigmoid(z), alpha=2)
         for layer in hidden:
             x = torch.add(minus_one, torch.sigmoid(F.linear(x, 2 * layer.weight, 2 * layer.bias)), alpha=2)
         return last(x)
