@@ -45,7 +45,7 @@ oracle: $(STAMP)
 
 bench: $(STAMP)
 	$(PYTHON) scripts/bench.py
-	$(PYTHON) scripts/bench.py --batched
+	$(PYTHON) scripts/bench.py --batched --compile auto
 	$(PYTHON) scripts/bench.py --error-scale
 
 clean:

@@ -104,9 +104,10 @@ def bench_error_scale(iterations: int, threads: int, repeats: int = 3) -> dict[s
     return out
 
 
-def bench_batched(n_models: int, differ: str, aug: float, threads: int, compile_: bool = False) -> tuple[float, float]:
+def bench_batched(n_models: int, differ: str, aug: float, threads: int, compile_: str = "false") -> tuple[float, float]:
     """Wall seconds of one model, then of n_models trained as one batch (the default model on rank_50):
-    `seeds` (seeds 1..n) or `configs` (seed 1, learning rates and coefficients differ); both compiled or not."""
+    `seeds` (seeds 1..n) or `configs` (seed 1, learning rates and coefficients differ); both with compile=compile_
+    (auto: each as the default decides, which at 7,200 iterations compiles the batch and not the single model)."""
     import tempfile
 
     from hydra import compose, initialize_config_dir
@@ -114,7 +115,7 @@ def bench_batched(n_models: int, differ: str, aug: float, threads: int, compile_
     from oscsim import train as T
 
     base = [f"threads={threads}", "progress=false", "plots=false", "tensorboard=false",
-            f"compile={str(compile_).lower()}", f"data_augmentation_loop={aug}"]
+            f"compile={compile_}", f"data_augmentation_loop={aug}"]
     variants = {"seeds": [[f"seed={s}"] for s in range(1, n_models + 1)],
                 "configs": [["seed=1", f"lr_k={0.005 * (1 + i)}", f"lr_node={0.001 * (1 + i % 2)}",
                              f"coeff_MLP_sub_diff={5.0 * (i % 3)}"] for i in range(n_models)]}[differ]
@@ -193,8 +194,10 @@ def main() -> None:
     ap.add_argument("--batched", action="store_true", help="only the batched-trials figures (5 seeds, 4 configurations, "
                                                           "7,200 iterations each)")
     ap.add_argument("--only", choices=("seeds", "configs"), default=None, help="with --batched: one of the two figures")
-    ap.add_argument("--compile", action="store_true", help="with --batched: compile the single run and the batch "
-                                                           "(compile=true; the default, auto, does not at 7,200 iterations)")
+    ap.add_argument("--compile", nargs="?", const="true", default="false", choices=("false", "true", "auto"),
+                    help="with --batched: compile=false (the default here), true (--compile: the single run and the "
+                         "batch) or auto (what a run gets by default: at 7,200 iterations the batch compiles, one "
+                         "model does not)")
     ap.add_argument("--error-scale", action="store_true", help="only the default model's it/s with error_scale "
                                                               "absolute vs relative_k (3 runs each, alternating)")
     ap.add_argument("--compare", nargs="+", metavar="REV", default=None,
@@ -217,7 +220,7 @@ def main() -> None:
                 continue
             one, many = bench_batched(n, differ, 100, args.threads, args.compile)
             print(f"batched: {n} {differ} (default model, rank_50, 7,200 iterations each, threads={args.threads}, "
-                  f"compile={str(args.compile).lower()}): "
+                  f"compile={args.compile}): "
                   f"{many:.1f} s vs {one:.1f} s for one = {many / one:.2f}x the wall time ({n * one / many:.2f}x the "
                   f"throughput of separate runs)")
         return

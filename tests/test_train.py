@@ -138,3 +138,13 @@ def test_compiled_training_matches_eager(tmp_path, cfg_for, model):
     assert compiled["iterations"] == eager["iterations"]
     assert compiled["rate_constants_R2"] == pytest.approx(eager["rate_constants_R2"], abs=1e-3)
     assert compiled["final_loss"] == pytest.approx(eager["final_loss"], rel=1e-3)
+
+
+def test_compile_auto_counts_the_batch_s_model_iterations():
+    # the compile costs about the same for one model and for a batch, so a batch pays for it sooner: five models
+    # of a 7,200-iteration trial compile on a CPU, one does not; on a GPU a batch stays vmapped
+    assert not T.auto_compiles(7200, 1, "cpu")
+    assert T.auto_compiles(20000, 1, "cpu") and T.auto_compiles(20000, 1, "cuda")
+    assert T.auto_compiles(7200, 5, "cpu") and T.auto_compiles(10000, 2, "cpu")
+    assert not T.auto_compiles(7200, 2, "cpu")
+    assert not T.auto_compiles(72000, 5, "cuda")

@@ -52,6 +52,20 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+# compile=auto compiles once a run trains this many model-iterations (iterations x models in the batch): the
+# compile costs ~15-30 s whatever the batch's size, and on one CPU thread it paid from ~20,000 iterations for one
+# model, ~6,300-7,200 for two and ~3,300 for five (README, Benchmarks).
+AUTO_COMPILE_MODEL_ITERATIONS = 20000
+
+
+def auto_compiles(n_iterations: int, n_models: int, device_type: str) -> bool:
+    """What `compile=auto` decides. A compiled batch has been checked on CPUs only: on a GPU auto leaves a batch
+    vmapped (compile=true compiles it)."""
+    if n_models > 1 and device_type != "cpu":
+        return False
+    return n_iterations * n_models >= AUTO_COMPILE_MODEL_ITERATIONS
+
+
 def iterations_per_epoch(n_frames: int, data_augmentation_loop: float, batch_size: int) -> int:
     """The lab's formula: int(n_frames * data_augmentation_loop // batch_size * 0.2)."""
     return int(n_frames * data_augmentation_loop // batch_size * 0.2)
@@ -166,9 +180,7 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
     # one compiled graph; rolling windows or recurrent steps, one model's step alone is (a graph of the whole
     # roll would unroll every step) and a batch of them runs uncompiled.
     whole = objective_data["mode"] == "derivative"
-    # a compiled batch has been checked on CPUs only: on a GPU, auto leaves it vmapped (compile=true compiles it)
-    auto = n_total >= 20000 and (n_models == 1 or device.type == "cpu")
-    compiled = cfg.compile is True or (cfg.compile == "auto" and auto)
+    compiled = cfg.compile is True or (cfg.compile == "auto" and auto_compiles(n_total, n_models, device.type))
     if n_models > 1 and not whole:
         if cfg.compile is True:
             log.info("compile=true: a batch of models rolling windows or recurrent steps runs vmapped, not compiled")
