@@ -7,7 +7,10 @@ Taking the screen's model of the kept full-length lab trials (`bench_samplers.py
 the ARD GP, Spearman 0.97 with trained R2 in cross-validation) as the truth, this computes that bound per
 sampler seed for the guided tree's covering first batch (the baseline and three Latin-hypercube draws), beside
 what the guided tree's own second batch reached (`sweep=ucb_guided`, the same model's mean), and for
-first batches of four random draws; against it, how often 8 random draws hold 0.5.
+first batches of four random draws; against it, how often 8 random draws hold 0.5. Then what rules that do not
+know the answer reach when they choose the second batch's four one-move children (the bound assumes the right ones):
+four parameters at random moved to a bound, or the four best children by a Gaussian process of the first batch's
+four results (isotropic or ARD; mean + sd or the mean; of the best point, or of any of the four).
 
     python scripts/one_move_bound.py --seeds 30
 """
@@ -50,6 +53,41 @@ def best_within_one_move(gp, space: dict, batch: list[dict]) -> float:
     return float(mu.max())
 
 
+def chosen_by_rules(space: dict, batch: list[dict], seen: list[float], truth, rng: np.random.Generator) -> dict:
+    """Whether each rule's four children (with the batch) reach `truth` >= level: the share of 200 draws for the
+    random rule, 0/1 for the deterministic ones. `seen` is what a sampler sees of the batch (noisy R2)."""
+    from oscsim.sweep.surrogate import encode, fit
+
+    names = list(space)
+    best = batch[int(np.argmax(seen))]
+    picks = []
+    for _ in range(200):  # four parameters at random, each to the bound away from the parent's value
+        children = []
+        for i in rng.choice(len(names), 4, replace=False):
+            vals = values_of(space[names[i]])
+            v = vals[0] if rng.random() < 0.5 else vals[-1]
+            children.append({**best, names[i]: vals[-1] if v == best[names[i]] and v == vals[0] else
+                             vals[0] if v == best[names[i]] else v})
+        picks.append(truth(children))
+    out = {"four parameters at random, to a bound, of the best point": float(np.mean(picks))}
+    for label, ard, parents, beta in (("GP (isotropic), mean + sd, of the best point", False, [best], 1.0),
+                                      ("GP (ARD), mean + sd, of the best point", True, [best], 1.0),
+                                      ("GP (isotropic), mean, of the best point", False, [best], 0.0),
+                                      ("GP (isotropic), mean + sd, of any point", False, batch, 1.0)):
+        gp = fit(space, batch, seen, ard=ard)
+        cands = [(i, n, {**p, n: v}) for i, p in enumerate(parents) for n in names for v in values_of(space[n])
+                 if v != p[n]]
+        m, sd = gp.predict(np.stack([encode(space, c) for _, _, c in cands]))
+        used, children = set(), []
+        for j in np.argsort(-(m + beta * sd), kind="stable"):  # best first, one child per (parent, parameter)
+            i, n, c = cands[j]
+            if (i, n) not in used and len(children) < 4:
+                used.add((i, n))
+                children.append(c)
+        out[label] = float(truth(children))
+    return out
+
+
 def random_configs(space: dict, rng: np.random.Generator, n: int) -> list[dict]:
     out = []
     for _ in range(n):
@@ -76,13 +114,17 @@ def main() -> None:
     gp, noise_sd = lab_surrogate(space)
     mean = lambda configs: gp.predict(np.stack([encode(space, c) for c in configs]))[0]  # noqa: E731
 
-    covering = []
+    covering, rules = [], []
     with tempfile.TemporaryDirectory() as d:  # the tree's first batch: what its sampler plans on each seed
         for seed in range(args.seeds):
             trials = one_study("lab_surrogate", "ucb_tree+gp+cover", seed, 8, 1.0, Path(d))
             batch = [t["params"] for t in trials[:4]]
             realised = float(mean([t["params"] for t in trials]).max())  # the tree's own 8 trials, same model
             covering.append((float(mean(batch).max()), best_within_one_move(gp, space, batch), realised))
+            first = covering[-1][0]
+            rules.append(chosen_by_rules(space, batch, [t["R2"] for t in trials[:4]],
+                                         lambda ch, f=first: max(f, float(mean(ch).max())) >= args.level,
+                                         np.random.default_rng(seed)))
     rng = np.random.default_rng(0)
     rand_first, rand_bound, rand8 = [], [], []
     for _ in range(args.random):
@@ -104,6 +146,8 @@ def main() -> None:
           f"{np.sum(realised >= lv)} seeds")
     print("  per seed (batch / within one move / the tree's 8): "
           + ", ".join(f"{a:.2f}/{b:.2f}/{c:.2f}" for a, b, c in covering))
+    for label in rules[0]:
+        print(f"  second batch chosen by rule, {label}: >= {lv} on {sum(r[label] for r in rules):.1f} seeds")
     rb = np.array(rand_bound)
     print(f"random first batch of 4, {len(rb)} batches: best within one move >= {lv} in {np.mean(rb >= lv):.1%} "
           f"(median bound {np.median(rb):.3f}); the batch itself >= {lv} in {np.mean(np.array(rand_first) >= lv):.1%}")
