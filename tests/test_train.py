@@ -124,7 +124,8 @@ def test_basic_sweeper_multirun(tmp_path):
     assert lrs == [0.002, 0.005]
 
 
-@pytest.mark.parametrize("model", [[], ["model=faithful", "loss=default"]])
+@pytest.mark.parametrize("model", [[], ["model=faithful", "loss=default"],
+                                   ["simulation.noise=0.01", "loss=observed", "window=3"]])  # a window roll, one graph
 def test_compiled_training_matches_eager(tmp_path, cfg_for, model):
     # torch.compile fuses kernels (rounding moves a little); the trained model must be the same one, and the
     # objective one graph (a graph break would run the step half in Python, the speed compiling is for)
@@ -135,6 +136,7 @@ def test_compiled_training_matches_eager(tmp_path, cfg_for, model):
     counters.clear()
     compiled = T.train(cfg_for(*args, "compile=true"), tmp_path / "compiled")
     assert not counters["graph_break"], dict(counters["graph_break"])
+    assert counters["stats"]["unique_graphs"] == 1  # the whole step (a window's roll too), not the model alone
     assert compiled["iterations"] == eager["iterations"]
     assert compiled["rate_constants_R2"] == pytest.approx(eager["rate_constants_R2"], abs=1e-3)
     assert compiled["final_loss"] == pytest.approx(eager["final_loss"], rel=1e-3)
@@ -148,3 +150,6 @@ def test_compile_auto_counts_the_batch_s_model_iterations():
     assert T.auto_compiles(7200, 5, "cpu") and T.auto_compiles(10000, 2, "cpu")
     assert not T.auto_compiles(7200, 2, "cpu")
     assert not T.auto_compiles(72000, 5, "cuda")
+    # rolling windows gain more a step (10-20 model steps an iteration): from 10,000 model-iterations on a CPU
+    assert T.auto_compiles(14400, 1, "cpu", "window") and T.auto_compiles(2000, 5, "cpu", "window")
+    assert not T.auto_compiles(14400, 1, "cpu", "recurrent") and not T.auto_compiles(14400, 1, "cuda", "window")

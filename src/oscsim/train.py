@@ -53,17 +53,23 @@ def pick_device(name: str) -> torch.device:
 
 
 # compile=auto compiles once a run trains this many model-iterations (iterations x models in the batch): the
-# compile costs ~15-30 s whatever the batch's size, and on one CPU thread it paid from ~20,000 iterations for one
-# model, ~6,300-7,200 for two and ~3,300 for five (README, Benchmarks).
-AUTO_COMPILE_MODEL_ITERATIONS = 20000
+# compile costs about the same whatever the batch's size, so a batch pays for it sooner. On one CPU thread, with an
+# empty cache, it paid from ~14,000-20,000 iterations for one model fitting dc/dt, ~6,300-7,200 for two and ~3,300
+# for five; rolling windows (10-20 model steps an iteration, one graph of ~45-65 s), from ~3,100-4,000 for one model
+# and ~1,900 for five (README, Benchmarks).
+AUTO_COMPILE_MODEL_ITERATIONS = {"derivative": 20000, "window": 10000}
+# Rolling windows compile as one graph with every step unrolled: measured up to 20 steps an iteration
+MAX_UNROLLED_STEPS = 40
 
 
-def auto_compiles(n_iterations: int, n_models: int, device_type: str) -> bool:
-    """What `compile=auto` decides. A compiled batch has been checked on CPUs only: on a GPU auto leaves a batch
-    vmapped (compile=true compiles it)."""
+def auto_compiles(n_iterations: int, n_models: int, device_type: str, mode: str = "derivative") -> bool:
+    """What `compile=auto` decides for a run of `mode` (derivative | window | recurrent). A compiled batch, and a
+    window roll compiled as one graph, have been checked on CPUs only: on a GPU auto leaves a batch vmapped
+    (compile=true compiles it) and counts a window run as one fitting dc/dt."""
     if n_models > 1 and device_type != "cpu":
         return False
-    return n_iterations * n_models >= AUTO_COMPILE_MODEL_ITERATIONS
+    threshold = AUTO_COMPILE_MODEL_ITERATIONS["window" if mode == "window" and device_type == "cpu" else "derivative"]
+    return n_iterations * n_models >= threshold
 
 
 def iterations_per_epoch(n_frames: int, data_augmentation_loop: float, batch_size: int) -> int:
@@ -175,12 +181,14 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
     queries, _ = L.monotonicity_queries(xnorm)
     use_queries = "MLP_sub_diff" in terms_on or "MLP_sub_norm" in terms_on
     groups = [m.param_groups(c.lr_k, c.lr_node, c.lr_sub, c.get("lr_embedding"), c.get("lr_S")) for m, c in zip(models, cfgs)]
-    # torch.compile fuses the small MLPs' kernels but costs ~15-30 s up front: worth it only for long trials
-    # (`compile: auto`). Fitting dc/dt, the whole objective (model, loss, regularisers; a batch's vmapped one) is
-    # one compiled graph; rolling windows or recurrent steps, one model's step alone is (a graph of the whole
-    # roll would unroll every step) and a batch of them runs uncompiled.
-    whole = objective_data["mode"] == "derivative"
-    compiled = cfg.compile is True or (cfg.compile == "auto" and auto_compiles(n_total, n_models, device.type))
+    # torch.compile fuses the small MLPs' kernels but costs ~15-65 s up front: worth it only for long trials
+    # (`compile: auto`). Fitting dc/dt, and on a CPU rolling windows of up to MAX_UNROLLED_STEPS model steps, the
+    # whole objective (model, roll, loss, regularisers; a batch's vmapped one) is one compiled graph; otherwise
+    # (recurrent steps, longer windows) one model's step alone is, and a batch of them runs uncompiled.
+    mode = objective_data["mode"]
+    whole = mode == "derivative" or (mode == "window" and device.type == "cpu"
+                                     and window * objective_data["substeps"] <= MAX_UNROLLED_STEPS)
+    compiled = cfg.compile is True or (cfg.compile == "auto" and auto_compiles(n_total, n_models, device.type, mode))
     if n_models > 1 and not whole:
         if cfg.compile is True:
             log.info("compile=true: a batch of models rolling windows or recurrent steps runs vmapped, not compiled")
