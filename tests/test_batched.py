@@ -105,7 +105,8 @@ def test_a_diverging_member_fails_alone(tmp_path, cfg_for, monkeypatch):
 
 
 @pytest.mark.parametrize("variant", [[], ["model=faithful", "loss=default"],
-                                     ["simulation.noise=0.01", "loss=observed", "window=3"]])  # the roll unrolled
+                                     ["simulation.noise=0.01", "loss=observed", "window=3"],  # the roll unrolled
+                                     ["recurrent_training=true", "time_step=2"]])
 def test_a_compiled_batch_is_one_graph_and_gives_each_model_its_run(tmp_path, cfg_for, variant):
     # compile=true (or auto on long trials) compiles the batch's vmapped objective as one graph; fused kernels
     # round a little differently, so each member is compared with its own uncompiled run as compiling one

@@ -125,7 +125,8 @@ def test_basic_sweeper_multirun(tmp_path):
 
 
 @pytest.mark.parametrize("model", [[], ["model=faithful", "loss=default"],
-                                   ["simulation.noise=0.01", "loss=observed", "window=3"]])  # a window roll, one graph
+                                   ["simulation.noise=0.01", "loss=observed", "window=3"],  # a window roll, one graph
+                                   ["recurrent_training=true", "time_step=2"]])
 def test_compiled_training_matches_eager(tmp_path, cfg_for, model):
     # torch.compile fuses kernels (rounding moves a little); the trained model must be the same one, and the
     # objective one graph (a graph break would run the step half in Python, the speed compiling is for)

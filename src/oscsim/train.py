@@ -58,7 +58,7 @@ def pick_device(name: str) -> torch.device:
 # for five; rolling windows (10-20 model steps an iteration, one graph of ~45-65 s), from ~3,100-4,000 for one model
 # and ~1,900 for five (README, Benchmarks).
 AUTO_COMPILE_MODEL_ITERATIONS = {"derivative": 20000, "window": 10000}
-# Rolling windows compile as one graph with every step unrolled: measured up to 20 steps an iteration
+# Rolling windows and recurrent steps compile as one graph with every model step unrolled: measured up to 20 steps
 MAX_UNROLLED_STEPS = 40
 
 
@@ -182,16 +182,17 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
     use_queries = "MLP_sub_diff" in terms_on or "MLP_sub_norm" in terms_on
     groups = [m.param_groups(c.lr_k, c.lr_node, c.lr_sub, c.get("lr_embedding"), c.get("lr_S")) for m, c in zip(models, cfgs)]
     # torch.compile fuses the small MLPs' kernels but costs ~15-65 s up front: worth it only for long trials
-    # (`compile: auto`). Fitting dc/dt, and on a CPU rolling windows of up to MAX_UNROLLED_STEPS model steps, the
-    # whole objective (model, roll, loss, regularisers; a batch's vmapped one) is one compiled graph; otherwise
-    # (recurrent steps, longer windows) one model's step alone is, and a batch of them runs uncompiled.
+    # (`compile: auto`). Fitting dc/dt, and on a CPU rolling windows or recurrent steps of up to MAX_UNROLLED_STEPS
+    # model steps, the whole objective (model, roll, loss, regularisers; a batch's vmapped one) is one compiled
+    # graph; otherwise (longer rolls, or rolls on a GPU) one model's step alone is, and a batch of them runs uncompiled.
     mode = objective_data["mode"]
-    whole = mode == "derivative" or (mode == "window" and device.type == "cpu"
-                                     and window * objective_data["substeps"] <= MAX_UNROLLED_STEPS)
+    steps = window * objective_data["substeps"] if mode == "window" else objective_data.get("time_step", 1)
+    whole = mode == "derivative" or (device.type == "cpu" and steps <= MAX_UNROLLED_STEPS)
     compiled = cfg.compile is True or (cfg.compile == "auto" and auto_compiles(n_total, n_models, device.type, mode))
     if n_models > 1 and not whole:
         if cfg.compile is True:
-            log.info("compile=true: a batch of models rolling windows or recurrent steps runs vmapped, not compiled")
+            log.info("compile=true: a batch of models rolling more than %d steps (or on a GPU) runs vmapped, not "
+                     "compiled", MAX_UNROLLED_STEPS)
         compiled = False
     objectives = [Objective(m, terms=terms_on, queries=queries.to(device) if use_queries else None,
                             log_k_range=(p.log_k_min, p.log_k_max), n_reactions=ds.network.n_reactions,
