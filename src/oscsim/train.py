@@ -63,9 +63,10 @@ MAX_UNROLLED_STEPS = 40
 
 
 def auto_compiles(n_iterations: int, n_models: int, device_type: str, mode: str = "derivative") -> bool:
-    """What `compile=auto` decides for a run of `mode` (derivative | window | recurrent). A compiled batch, and a
-    window roll compiled as one graph, have been checked on CPUs only: on a GPU auto leaves a batch vmapped
-    (compile=true compiles it) and counts a window run as one fitting dc/dt."""
+    """What `compile=auto` decides for a run of `mode`: "window" for observed windows rolled as one graph, anything
+    else counts as fitting dc/dt. A compiled batch and a window roll compiled as one graph have been checked on
+    CPUs only: on a GPU auto leaves a batch vmapped (compile=true compiles it) and counts a window run as one
+    fitting dc/dt."""
     if n_models > 1 and device_type != "cpu":
         return False
     threshold = AUTO_COMPILE_MODEL_ITERATIONS["window" if mode == "window" and device_type == "cpu" else "derivative"]
@@ -188,7 +189,8 @@ def train_many(cfgs: list[DictConfig], out_dirs: list[Path], reports: list[Repor
     mode = objective_data["mode"]
     steps = window * objective_data["substeps"] if mode == "window" else objective_data.get("time_step", 1)
     whole = mode == "derivative" or (device.type == "cpu" and steps <= MAX_UNROLLED_STEPS)
-    compiled = cfg.compile is True or (cfg.compile == "auto" and auto_compiles(n_total, n_models, device.type, mode))
+    compiled = cfg.compile is True or (cfg.compile == "auto" and auto_compiles(
+        n_total, n_models, device.type, mode if whole else "derivative"))  # a roll's step alone gains little
     if n_models > 1 and not whole:
         if cfg.compile is True:
             log.info("compile=true: a batch of models rolling more than %d steps (or on a GPU) runs vmapped, not "
