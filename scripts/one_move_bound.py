@@ -65,9 +65,11 @@ def chosen_by_rules(space: dict, batch: list[dict], seen: list[float], truth, rn
         children = []
         for i in rng.choice(len(names), 4, replace=False):
             vals = values_of(space[names[i]])
-            v = vals[0] if rng.random() < 0.5 else vals[-1]
-            children.append({**best, names[i]: vals[-1] if v == best[names[i]] and v == vals[0] else
-                             vals[0] if v == best[names[i]] else v})
+            low, high = vals[0], vals[-1]
+            v = low if rng.random() < 0.5 else high
+            if v == best[names[i]]:
+                v = high if v == low else low
+            children.append({**best, names[i]: v})
         picks.append(truth(children))
     out = {"four parameters at random, to a bound, of the best point": float(np.mean(picks))}
     for label, ard, parents, beta in (("GP (isotropic), mean + sd, of the best point", False, [best], 1.0),
@@ -88,19 +90,8 @@ def chosen_by_rules(space: dict, batch: list[dict], seen: list[float], truth, rn
     return out
 
 
-def random_configs(space: dict, rng: np.random.Generator, n: int) -> list[dict]:
-    out = []
-    for _ in range(n):
-        c = {}
-        for name, dist in space.items():
-            vals = values_of(dist)
-            c[name] = vals[rng.integers(len(vals))] if hasattr(dist, "choices") else float(
-                np.exp(rng.uniform(math.log(dist.low), math.log(dist.high))) if dist.log else rng.uniform(dist.low, dist.high))
-        out.append(c)
-    return out
-
-
 def main() -> None:
+    from oscsim.sweep.moves import draw
     from oscsim.sweep.space import parse_search_space
     from oscsim.sweep.surrogate import encode
 
@@ -126,13 +117,14 @@ def main() -> None:
                                          lambda ch, f=first: max(f, float(mean(ch).max())) >= args.level,
                                          np.random.default_rng(seed)))
     rng = np.random.default_rng(0)
+    random_configs = lambda n: [{k: draw(d, rng) for k, d in space.items()} for _ in range(n)]  # noqa: E731
     rand_first, rand_bound, rand8 = [], [], []
     for _ in range(args.random):
-        batch = random_configs(space, rng, 4)
+        batch = random_configs(4)
         rand_first.append(float(mean(batch).max()))
-        rand8.append(float(mean(batch + random_configs(space, rng, 4)).max()))
-    for batch_count in range(min(args.random, 300)):  # the one-move search is the costly part
-        rand_bound.append(best_within_one_move(gp, space, random_configs(space, rng, 4)))
+        rand8.append(float(mean(batch + random_configs(4)).max()))
+    for _ in range(min(args.random, 300)):  # the one-move search is the costly part
+        rand_bound.append(best_within_one_move(gp, space, random_configs(4)))
 
     lv = args.level
     cov_first = np.array([c[0] for c in covering])
