@@ -10,7 +10,8 @@ what the guided tree's own second batch reached (`sweep=ucb_guided`, the same mo
 first batches of four random draws; against it, how often 8 random draws hold 0.5. Then what rules that do not
 know the answer reach when they choose the second batch's four one-move children (the bound assumes the right ones):
 four parameters at random moved to a bound, or the four best children by a Gaussian process of the first batch's
-four results (isotropic or ARD; mean + sd or the mean; of the best point, or of any of the four).
+four results (isotropic or ARD; mean + sd or the mean; of the best point, or of any of the four); and, for
+scale, a rule that knows the direction of this problem's answer (the best point's learning rates raised tenfold).
 
     python scripts/one_move_bound.py --seeds 30
 """
@@ -27,6 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_samplers import LAB_SPACE, lab_surrogate, one_study  # noqa: E402
 
+LEARNING_RATES = ("lr_k", "lr_node", "lr_sub")
 GRID = 64  # values tried along a continuous parameter (log scale) for its one-move neighbourhood
 
 
@@ -72,6 +74,10 @@ def chosen_by_rules(space: dict, batch: list[dict], seen: list[float], truth, rn
             children.append({**best, names[i]: v})
         picks.append(truth(children))
     out = {"four parameters at random, to a bound, of the best point": float(np.mean(picks))}
+    # Not a rule a sampler could know: the direction read off this problem's answer (learning rates too low for
+    # the budget), to show what such a prior would be worth. Capped at each range's top.
+    raised = [{**best, n: min(float(space[n].high), 10.0 * best[n])} for n in LEARNING_RATES]
+    out["(knowing the answer's direction) the best point's three learning rates x10"] = float(truth(raised))
     for label, ard, parents, beta in (("GP (isotropic), mean + sd, of the best point", False, [best], 1.0),
                                       ("GP (ARD), mean + sd, of the best point", True, [best], 1.0),
                                       ("GP (isotropic), mean, of the best point", False, [best], 0.0),
