@@ -58,20 +58,18 @@ def best_within_one_move(gp, space: dict, batch: list[dict]) -> float:
 def chosen_by_rules(space: dict, batch: list[dict], seen: list[float], truth, rng: np.random.Generator) -> dict:
     """Whether each rule's four children (with the batch) reach `truth` >= level: the share of 200 draws for the
     random rule, 0/1 for the deterministic ones. `seen` is what a sampler sees of the batch (noisy R2)."""
+    from oscsim.sweep.moves import step
     from oscsim.sweep.surrogate import encode, fit
 
     names = list(space)
     best = batch[int(np.argmax(seen))]
     picks = []
-    for _ in range(200):  # four parameters at random, each to the bound away from the parent's value
-        children = []
+    for _ in range(200):  # four parameters at random, each to a bound (the tree's own bound move), the other
+        children = []     # bound where the parent already sits at the drawn one
         for i in rng.choice(len(names), 4, replace=False):
-            vals = values_of(space[names[i]])
-            low, high = vals[0], vals[-1]
-            v = low if rng.random() < 0.5 else high
-            if v == best[names[i]]:
-                v = high if v == low else low
-            children.append({**best, names[i]: v})
+            n, direction = names[i], -1 if rng.random() < 0.5 else 1
+            v = step(space[n], best[n], direction, "bound")
+            children.append({**best, n: step(space[n], best[n], -direction, "bound") if v is None else v})
         picks.append(truth(children))
     out = {"four parameters at random, to a bound, of the best point": float(np.mean(picks))}
     # Not a rule a sampler could know: the direction read off this problem's answer (learning rates too low for
