@@ -25,10 +25,11 @@ def launch(jobs, numbers):
     return out
 
 
-def runner(tmp_path, name, sampler, n_trials):
+def runner(tmp_path, name, sampler, n_trials, **settings):
     s = SweepSettings(sampler=sampler, study_name=name, storage=f"sqlite:///{tmp_path}/{name}.db", n_trials=n_trials,
                       n_parallel=4, n_iter_block=12, seed=3, params=SPACE, objectives=["rate_constants_R2"],
-                      directions=["maximize"], first_batch_params=["lr_k", "lr_sub"], heartbeat_interval=None)
+                      directions=["maximize"], first_batch_params=["lr_k", "lr_sub"], heartbeat_interval=None,
+                      **settings)
     return SweepRunner(s, BASE, ["simulation=tiny"], tmp_path / name, "t", "abc")
 
 
@@ -68,3 +69,42 @@ def test_restore_refuses_a_study_that_holds_trials(tmp_path):
     study.tell(study.ask(), 0.5)
     with pytest.raises(ValueError, match="already holds trials"):
         restore_study(study_to_json(study), "s", storage, ["maximize"])
+
+
+def test_an_earlier_study_steers_the_guided_trees_first_batch(tmp_path):
+    # A landscape whose lr_k peaks at 0.001, below the base 0.005, where the lab's first batch moves lr_k up.
+    # An earlier study of it (random draws), kept as JSON and given as the guide's prior, turns that move: the
+    # guide has a model before the study has a trial, and the exploit slot moves lr_k down.
+    def launch_low(jobs, numbers):
+        out = []
+        for job in jobs:
+            p = dict(o.split("=", 1) for o in job if "=" in o and not o.startswith("sweep_trial."))
+            r2 = 1 - abs(math.log10(float(p["lr_k"])) + 3) / 3 - abs(math.log10(float(p["lr_sub"])) + 2.5) / 4
+            out.append(Outcome({"rate_constants_R2": r2, "test_R2": 0.0, "status": "partial"}))
+        return out
+
+    earlier = runner(tmp_path, "earlier", "random", 24).run(launch_low)
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "earlier.json").write_text(json.dumps(study_to_json(earlier)))
+    plain = runner(tmp_path, "plain", "ucb_tree", 4, ucb_guide="gp_ard").run(launch_low)
+    primed = runner(tmp_path, "primed", "ucb_tree", 4, ucb_guide="gp_ard", ucb_prior=[str(tmp_path / "kept")],
+                    ucb_exploit_beta=0.0).run(launch_low)
+    first = {name: [t.params for t in sorted(st.trials, key=lambda t: t.number)] for name, st in
+             (("plain", plain), ("primed", primed))}
+    assert first["plain"][0] == first["primed"][0] == {k: BASE[k] for k in SPACE}  # both keep the baseline
+    assert first["plain"][1]["lr_k"] > BASE["lr_k"]  # the lab's move, the guide without a model
+    assert first["primed"][1]["lr_k"] < BASE["lr_k"] and abs(math.log10(first["primed"][1]["lr_k"] / 1e-3)) < 0.3
+    best = {name: max(t.value for t in st.trials) for name, st in (("plain", plain), ("primed", primed))}
+    assert best["primed"] > best["plain"] + 0.1, best
+
+
+def test_a_prior_that_is_not_a_study_is_refused_in_one_line(tmp_path):
+    from oscsim.sweep.transfer import read_prior
+
+    with pytest.raises(ValueError, match=r"hydra.sweeper.ucb_prior: .*nowhere.json does not exist"):
+        read_prior([str(tmp_path / "nowhere.json")])
+    (tmp_path / "bad.json").write_text('{"study": [{"number": 0}]}')
+    with pytest.raises(ValueError, match=r"hydra.sweeper.ucb_prior: .*bad.json is not a study's JSON \(KeyError"):
+        read_prior([str(tmp_path / "bad.json")])
+    with pytest.raises(ValueError, match="needs a guide"):
+        runner(tmp_path, "s", "ucb_tree", 4, ucb_prior=[str(tmp_path / "bad.json")])

@@ -422,6 +422,36 @@ def test_exploit_beta_sets_how_far_guided_exploit_moves_reach() -> None:
         make_sampler(exploit_beta=-0.5)
 
 
+def test_a_prior_is_the_guides_mean_until_the_study_says_otherwise() -> None:
+    import numpy as np
+
+    from oscsim.sweep.surrogate import Prior, WithPrior, encode
+
+    space = {"a": Flt(1e-4, 1e-2, log=True), "b": Cat([0.0, 1.0, 10.0])}
+    rng = np.random.default_rng(1)
+    # two earlier studies of one landscape (R2 rises with log a), on different scales and with a parameter this
+    # space lacks: each is standardised on its own, and only what the space shares is modelled
+    studies = [[({"a": 10 ** rng.uniform(-4, -1), "b": float(rng.choice([0, 1, 10])), "c": 3}, 0.0)
+                for _ in range(30)] for _ in range(2)]
+    studies = [[(c, scale * (np.log10(c["a"]) + 4)) for c, _ in s] for s, scale in zip(studies, (0.1, 5.0))]
+    prior = Prior(space, studies)
+    assert prior.names == ["a", "b"]
+    line = np.stack([encode(space, {"a": a, "b": 1.0}) for a in (1e-4, 1e-3, 1e-2)])
+    before = WithPrior(prior, np.zeros((0, 2)), np.zeros(0), ard=True)
+    mu, sd = before.predict(line)
+    assert mu[0] < mu[1] < mu[2] and (sd > 0).all()  # no trial of its own yet: the prior orders the moves
+    # this study finds the opposite near a = 1e-2: its own trials win where it has them
+    X = np.stack([encode(space, {"a": a, "b": b}) for a in (3e-3, 6e-3, 1e-2) for b in (0.0, 10.0)])
+    y = np.array([0.8, 0.8, 0.5, 0.5, 0.1, 0.1])
+    after = WithPrior(prior, X, y, ard=True)
+    mu_at, _ = after.predict(X)
+    assert np.abs(mu_at - y).max() < 0.1 and mu_at[4] < mu_at[0]
+    with pytest.raises(ValueError, match="share no parameter"):
+        Prior({"z": Flt(0, 1)}, studies)
+    with pytest.raises(ValueError, match="a prior needs a guide"):
+        make_sampler(prior=studies)
+
+
 def test_unknown_guide_is_refused() -> None:
     with pytest.raises(ValueError, match="guide=tpe: must be one of none, gp, gp_ard"):
         make_sampler(guide="tpe")

@@ -32,7 +32,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 from .move_stats import move_stats, paying_moves, rank_paying, rank_ucb
 from .moves import all_moves, describe, latin, line, step
 from .scores import Move, TreeNode, block_scores, by_score
-from .surrogate import encode, fit
+from .surrogate import Prior, encode, fit
 from .tree import block_of
 
 ROLE_CYCLE = ("exploit", "exploit", "explore", "probe")
@@ -87,6 +87,7 @@ class TreeSettings:
     first_batch: str = "lab"  # block 1's first batch: "lab" (baseline + one-at-a-time moves) | "cover" (baseline + a Latin hypercube)
     rerun_root: bool = True  # a later block's first batch retrains its root (the lab's baseline slot)
     exploit_beta: float = 1.0  # the guide scores an exploit slot's children by mean + exploit_beta sd
+    prior: Prior | None = None  # earlier studies' model: the guide starts from it (surrogate.WithPrior)
 
 
 GUIDES = ("none", "gp", "gp_ard")
@@ -158,7 +159,7 @@ class _Batch:
         self.moved_params = {n.move[0] for n in block_nodes if n.move}  # params moved in this block
         done = [n for n in nodes if n.reward is not None]
         self.gp = (fit(settings.space, [configs[n.iteration] for n in done], [n.reward for n in done],
-                       ard=settings.guide == "gp_ard") if settings.guide != "none" else None)
+                       ard=settings.guide == "gp_ard", prior=settings.prior) if settings.guide != "none" else None)
 
     def _block_root(self, earlier: list[TreeNode]) -> tuple[Config, str, int | None]:
         """The block's root configuration, its parent rule, and the node it is (None: the base configuration)."""

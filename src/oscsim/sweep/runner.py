@@ -22,7 +22,8 @@ from . import records
 from .resilient import is_transient, retry, seconds_since_recovery
 from .settings import SweepSettings
 from .space import describe, override_value, parse_search_space
-from .study import (RESEEDED_ON_RESUME, make_pruner, make_sampler, objective_values, open_storage, open_study,
+from .transfer import read_prior
+from .study import (RESEEDED_ON_RESUME, StudyError, make_pruner, make_sampler, objective_values, open_storage, open_study,
                     resumed_seed)
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,15 @@ class _Heartbeat:
             self.thread.join()
 
 
+def read_prior_studies(settings: SweepSettings) -> list[list[tuple[dict[str, Any], float]]] | None:
+    """The UCB guide's prior (`ucb_prior`): the earlier studies' rewards, oriented as this study's first objective."""
+    if not settings.ucb_prior:
+        return None
+    if settings.ucb_guide == "none":
+        raise StudyError("hydra.sweeper.ucb_prior needs a guide: hydra.sweeper.ucb_guide=gp or gp_ard")
+    return read_prior(list(settings.ucb_prior), 1.0 if settings.directions[0] == "maximize" else -1.0)
+
+
 class SweepRunner:
     def __init__(self, settings: SweepSettings, base: dict[str, Any], fixed_overrides: list[str], sweep_dir: Path,
                  title: str, simulation_digest: str, regime_lines: list[str] | None = None):
@@ -139,13 +149,15 @@ class SweepRunner:
         self.storage = open_storage(settings.storage, settings.heartbeat_interval, settings.grace_period,
                                     settings.max_retry)
         base_params = {k: base.get(k) for k in self.space}
+        prior = read_prior_studies(settings)
 
         def sampler(seed: int):
             return make_sampler(settings.sampler, self.space, base_params, seed=seed,
                                 n_parallel=settings.n_parallel, n_iter_block=settings.n_iter_block,
                                 ucb_c=settings.ucb_c, first_batch_params=settings.first_batch_params,
                                 ucb_guide=settings.ucb_guide, ucb_first_batch=settings.ucb_first_batch,
-                                ucb_rerun_root=settings.ucb_rerun_root, ucb_exploit_beta=settings.ucb_exploit_beta)
+                                ucb_rerun_root=settings.ucb_rerun_root, ucb_exploit_beta=settings.ucb_exploit_beta,
+                                ucb_prior=prior)
 
         self.study = open_study(settings.study_name, self.storage, list(settings.directions), sampler(settings.seed),
                                 make_pruner(settings.pruner), self.fingerprint)

@@ -24,6 +24,7 @@ class SweepSettings:
     ucb_first_batch: str = "lab"  # ucb_tree: lab (the seed's Batch 1 spread) | cover (baseline + a Latin hypercube)
     ucb_rerun_root: bool = True  # ucb_tree: a later block's first batch retrains its root | false: never train a config twice
     ucb_exploit_beta: float = 1.0  # ucb_tree with a guide: exploit children by GP mean + beta sd (0: the mean alone)
+    ucb_prior: list[str] = field(default_factory=list)  # ucb_tree with a guide: earlier studies' JSON files or folders, the guide's prior
     seed: int = 0  # sampler seed
     objectives: list[str] = field(default_factory=lambda: ["rate_constants_R2", "test_R2"])
     directions: list[str] = field(default_factory=lambda: ["maximize", "maximize"])

@@ -108,7 +108,8 @@ def resumed_seed(seed: int, n_trials: int) -> int:
 def make_sampler(kind: str, space: dict[str, BaseDistribution], base: dict[str, Any], *, seed: int, n_parallel: int,
                  n_iter_block: int, ucb_c: float, first_batch_params: list[str] | None,
                  ucb_guide: str = "none", ucb_first_batch: str = "lab", ucb_rerun_root: bool = True,
-                 ucb_exploit_beta: float = 1.0) -> optuna.samplers.BaseSampler:
+                 ucb_exploit_beta: float = 1.0, ucb_prior: list[list[tuple[dict[str, Any], float]]] | None = None,
+                 ) -> optuna.samplers.BaseSampler:
     if kind == "ucb_tree":
         first = [p for p in (first_batch_params or []) if p in space] or None
         if ucb_guide not in GUIDES:
@@ -119,7 +120,8 @@ def make_sampler(kind: str, space: dict[str, BaseDistribution], base: dict[str, 
             raise StudyError(f"hydra.sweeper.ucb_exploit_beta={ucb_exploit_beta}: must be >= 0")
         return UCBTreeSampler(space, base, n_parallel=n_parallel, n_iter_block=n_iter_block, ucb_c=ucb_c,
                               seed=seed, first_batch_params=first, guide=ucb_guide,
-                              first_batch=ucb_first_batch, rerun_root=ucb_rerun_root, exploit_beta=ucb_exploit_beta)
+                              first_batch=ucb_first_batch, rerun_root=ucb_rerun_root, exploit_beta=ucb_exploit_beta,
+                              prior=ucb_prior)
     if kind == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(4, n_parallel), constant_liar=True)
     if kind == "gp":  # Optuna's Gaussian-process sampler (it brings torch into the sweeper process)

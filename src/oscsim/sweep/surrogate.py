@@ -7,7 +7,11 @@ several lengths (how far, not only which way). Configurations are encoded in [0,
 on the log scale, numeric choices by value, other choices by position.
 
 `GP` has one length scale for every parameter (chosen from a grid); `ARDGP` one per parameter (fitted), so it can
-tell the parameters that matter from those that do not, which is what choosing *which* parameter to move needs."""
+tell the parameters that matter from those that do not, which is what choosing *which* parameter to move needs.
+
+`Prior` is what earlier studies say (`ucb_prior`): an ARD GP of their trials over the parameters they share with
+this space; `WithPrior` starts this study's model from it (the prior's prediction is the mean, this study's GP
+models what differs), so a guide has something to go on before the study's own trials do."""
 from __future__ import annotations
 
 import math
@@ -136,11 +140,61 @@ def _neg_log_posterior(theta: np.ndarray, D: np.ndarray, z: np.ndarray) -> tuple
     return float(value), grad
 
 
+class Prior:
+    """Earlier studies' trials as a model: each study's rewards standardised on their own (studies of other
+    problems have other scales), pooled, and fitted by an ARD GP over the parameters of `space` that every
+    prior trial sets. Encoded with this space's ranges, so a learning rate means the same value in both; a
+    prior value outside this space's range lies outside [0, 1], where the GP extrapolates."""
+
+    def __init__(self, space: Mapping[str, BaseDistribution], studies: Sequence[Sequence[tuple[Mapping[str, Any], float]]]):
+        trials = [(c, v) for s in studies for c, v in s]
+        self.names = [n for n in space if trials and all(n in c for c, _ in trials)]
+        if not self.names:
+            raise ValueError(f"the prior studies share no parameter with the search space ({', '.join(space)})")
+        z = []
+        for s in studies:
+            v = np.asarray([r for _, r in s], float)
+            z.append((v - v.mean()) / (v.std() or 1.0))
+        self.cols = [list(space).index(n) for n in self.names]
+        sub = {n: space[n] for n in self.names}
+        X = np.stack([encode(sub, c) for c, _ in trials])
+        self.gp = ARDGP(X, np.concatenate(z))
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The prior's standardised mean and sd at points X encoded in the whole space (n, d)."""
+        mu, sd = self.gp.predict(np.asarray(X, float)[:, self.cols])
+        return (mu - self.gp.mean) / self.gp.scale, sd / self.gp.scale
+
+
+class WithPrior:
+    """This study's rewards as the prior's prediction (in this study's units: its mean and sd) plus a GP of what
+    differs, fitted once the study has MIN_POINTS trials; before that, the prior alone."""
+
+    def __init__(self, prior: Prior, X: np.ndarray, y: np.ndarray, ard: bool):
+        self.prior, y = prior, np.asarray(y, float)
+        self.mean = float(y.mean()) if len(y) else 0.0
+        self.scale = float(y.std()) if len(y) > 1 and y.std() > 0 else 1.0
+        self.residual = None
+        if len(y) >= MIN_POINTS:
+            r = (y - self.mean) / self.scale - prior.predict(X)[0]
+            self.residual = ARDGP(X, r) if ard else GP(X, r)
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        zp, sp = self.prior.predict(X)
+        if self.residual is None:
+            return self.mean + self.scale * zp, self.scale * sp
+        rm, rs = self.residual.predict(X)
+        return self.mean + self.scale * (zp + rm), self.scale * rs
+
+
 def fit(space: Mapping[str, BaseDistribution], configs: Sequence[Mapping[str, Any]],
-        rewards: Sequence[float], ard: bool = False) -> GP | ARDGP | None:
-    """A GP of reward over configurations (`ard`: one length scale per parameter); None with fewer than
-    MIN_POINTS finished trials."""
+        rewards: Sequence[float], ard: bool = False, prior: Prior | None = None) -> GP | ARDGP | WithPrior | None:
+    """A GP of reward over configurations (`ard`: one length scale per parameter), started from `prior` when
+    given; None with fewer than MIN_POINTS finished trials and no prior."""
+    X = np.stack([encode(space, c) for c in configs]) if configs else np.zeros((0, len(space)))
+    if prior is not None:
+        return WithPrior(prior, X, np.asarray(rewards, float), ard)
     if len(configs) < MIN_POINTS:
         return None
-    X, y = np.stack([encode(space, c) for c in configs]), np.asarray(rewards, float)
+    y = np.asarray(rewards, float)
     return ARDGP(X, y) if ard else GP(X, y)

@@ -1,4 +1,5 @@
-"""A study's finished trials as plain JSON, and back: a study carried to another machine as a text file.
+"""A study's finished trials as plain JSON, and back: a study carried to another machine as a text file; and
+earlier studies read back as the UCB guide's prior (`read_prior`).
 
 Benchmark studies run for hours and their SQLite files live on the machine that ran them; the JSON form can be
 committed and restored elsewhere, and the study resumes there. Finished trials travel (complete, failed, pruned)
@@ -8,6 +9,9 @@ UCB tree plans from (seed, finished trials, slot), so a restored study plans its
 would have; a seeded Optuna sampler is reseeded on resume (study.resumed_seed) either way."""
 from __future__ import annotations
 
+import json
+import math
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -58,3 +62,28 @@ def restore_study(trials: list[dict[str, Any]], name: str, storage: str | optuna
             intermediate_values={int(k): v for k, v in t["intermediate_values"].items()},
         ))
     return study
+
+
+def read_prior(paths: list[str], sign: float = 1.0) -> list[list[tuple[dict[str, Any], float]]]:
+    """Earlier studies as a UCB guide's prior (`hydra.sweeper.ucb_prior`): one list of (params, reward) per file,
+    the complete trials' first objective times `sign` (+1 maximised, -1 minimised). A path is a study's JSON
+    (`study_to_json`, or a benchmark record holding it under "study") or a folder of them."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise ValueError(f"hydra.sweeper.ucb_prior: {p} does not exist (a study's JSON or a folder of them)")
+        files += sorted(p.glob("*.json")) if p.is_dir() else [p]
+    studies = []
+    for f in files:
+        try:
+            data = json.loads(f.read_text())
+            trials = data["study"] if isinstance(data, dict) else data
+            done = [(dict(t["params"]), sign * float(t["values"][0])) for t in trials
+                    if t["state"] == "COMPLETE" and t["values"] and math.isfinite(t["values"][0])]
+        except (ValueError, KeyError, TypeError, IndexError) as e:
+            raise ValueError(f"hydra.sweeper.ucb_prior: {f} is not a study's JSON ({type(e).__name__}: {e})") from None
+        if len(done) > 1:  # one trial has no spread to standardise
+            studies.append(done)
+    if not studies:
+        raise ValueError(f"hydra.sweeper.ucb_prior: no study with two or more complete trials in {', '.join(paths)}")
+    return studies

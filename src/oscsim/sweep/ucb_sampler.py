@@ -28,6 +28,7 @@ from optuna.trial import FrozenTrial
 from .move_stats import MoveStats, move_stats
 from .moves import canon, contains, draw
 from .planner import FIRST_BATCHES, GUIDES, Config, TreeSettings, plan_slot
+from .surrogate import Prior
 from .scores import PLAN_KEY, TreeNode, tree_nodes
 from .tree import batch_of, block_of, slot_of
 
@@ -55,6 +56,9 @@ class UCBTreeSampler(BaseSampler):
             node; False: no configuration is trained twice, the root's children name its node as their parent.
         exploit_beta: with a guide, an exploit slot's child is the one with the highest mean + exploit_beta sd
             (explore and probe slots: 2 sd); 0 takes the model's best guess, however few trials it has seen.
+        prior: earlier studies' finished trials, one list of (params, reward) per study: the guide's model
+            starts from what they say over the parameters they share with this space (``surrogate.Prior``), so
+            it orders moves from the first batch on. Needs a guide.
     """
 
     def __init__(
@@ -72,6 +76,7 @@ class UCBTreeSampler(BaseSampler):
         first_batch: str = "lab",
         rerun_root: bool = True,
         exploit_beta: float = 1.0,
+        prior: list[list[tuple[dict[str, Any], float]]] | None = None,
     ) -> None:
         if n_parallel < 1:
             raise ValueError("n_parallel must be >= 1")
@@ -86,6 +91,8 @@ class UCBTreeSampler(BaseSampler):
             raise ValueError(f"first_batch={first_batch}: must be one of {', '.join(FIRST_BATCHES)}")
         if not exploit_beta >= 0:
             raise ValueError(f"exploit_beta={exploit_beta}: must be >= 0")
+        if prior and guide == "none":
+            raise ValueError("a prior needs a guide: guide=gp or gp_ard")
         space = dict(search_space)
         if first_batch_params is None:
             first_batch_params = list(space)[: max(n_parallel - 1, 1)]
@@ -97,7 +104,8 @@ class UCBTreeSampler(BaseSampler):
         self._seed = (int(np.random.SeedSequence().entropy) if seed is None else int(seed)) % 2**63
         root = {k: self._base_value(k, d) for k, d in space.items()}
         self._tree = TreeSettings(space, root, list(first_batch_params), n_parallel, n_iter_block, float(ucb_c), guide,
-                                  first_batch, bool(rerun_root), float(exploit_beta))
+                                  first_batch, bool(rerun_root), float(exploit_beta),
+                                  Prior(space, prior) if prior else None)
 
     @property
     def seed(self) -> int:
