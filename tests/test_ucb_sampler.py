@@ -427,21 +427,21 @@ def test_a_prior_is_the_guides_mean_until_the_study_says_otherwise() -> None:
 
     from oscsim.sweep.surrogate import Prior, WithPrior, encode
 
-    space = {"a": Flt(1e-4, 1e-2, log=True), "b": Cat([0.0, 1.0, 10.0])}
+    space = {"a": Flt(1e-4, 1e-2, log=True), "b": Cat([0.0, 1.0, 10.0]), "seed": Cat([42, 1, 2])}
     rng = np.random.default_rng(1)
     # two earlier studies of one landscape (R2 rises with log a), on different scales and with a parameter this
-    # space lacks: each is standardised on its own, and only what the space shares is modelled
-    studies = [[({"a": 10 ** rng.uniform(-4, -1), "b": float(rng.choice([0, 1, 10])), "c": 3}, 0.0)
+    # space lacks: each is standardised on its own, and only what the space shares is modelled (not the seed)
+    studies = [[({"a": 10 ** rng.uniform(-4, -1), "b": float(rng.choice([0, 1, 10])), "c": 3, "seed": 1}, 0.0)
                 for _ in range(30)] for _ in range(2)]
     studies = [[(c, scale * (np.log10(c["a"]) + 4)) for c, _ in s] for s, scale in zip(studies, (0.1, 5.0))]
     prior = Prior(space, studies)
     assert prior.names == ["a", "b"]
-    line = np.stack([encode(space, {"a": a, "b": 1.0}) for a in (1e-4, 1e-3, 1e-2)])
-    before = WithPrior(prior, np.zeros((0, 2)), np.zeros(0), ard=True)
+    line = np.stack([encode(space, {"a": a, "b": 1.0, "seed": 42}) for a in (1e-4, 1e-3, 1e-2)])
+    before = WithPrior(prior, np.zeros((0, 3)), np.zeros(0), ard=True)
     mu, sd = before.predict(line)
     assert mu[0] < mu[1] < mu[2] and (sd > 0).all()  # no trial of its own yet: the prior orders the moves
     # this study finds the opposite near a = 1e-2: its own trials win where it has them
-    X = np.stack([encode(space, {"a": a, "b": b}) for a in (3e-3, 6e-3, 1e-2) for b in (0.0, 10.0)])
+    X = np.stack([encode(space, {"a": a, "b": b, "seed": 2}) for a in (3e-3, 6e-3, 1e-2) for b in (0.0, 10.0)])
     y = np.array([0.8, 0.8, 0.5, 0.5, 0.1, 0.1])
     after = WithPrior(prior, X, y, ard=True)
     mu_at, _ = after.predict(X)

@@ -140,15 +140,18 @@ def _neg_log_posterior(theta: np.ndarray, D: np.ndarray, z: np.ndarray) -> tuple
     return float(value), grad
 
 
+UNSHARED = ("seed",)  # a training seed's value says nothing about another study (its draws differ)
+
+
 class Prior:
     """Earlier studies' trials as a model: each study's rewards standardised on their own (studies of other
     problems have other scales), pooled, and fitted by an ARD GP over the parameters of `space` that every
-    prior trial sets. Encoded with this space's ranges, so a learning rate means the same value in both; a
+    prior trial sets (but the seed). Encoded with this space's ranges, so a learning rate means the same value in both; a
     prior value outside this space's range lies outside [0, 1], where the GP extrapolates."""
 
     def __init__(self, space: Mapping[str, BaseDistribution], studies: Sequence[Sequence[tuple[Mapping[str, Any], float]]]):
         trials = [(c, v) for s in studies for c, v in s]
-        self.names = [n for n in space if trials and all(n in c for c, _ in trials)]
+        self.names = [n for n in space if n not in UNSHARED and trials and all(n in c for c, _ in trials)]
         if not self.names:
             raise ValueError(f"the prior studies share no parameter with the search space ({', '.join(space)})")
         z = []
