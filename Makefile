@@ -104,11 +104,12 @@ bench-samplers: $(STAMP)
 	$(PYTHON) scripts/bench_samplers.py --jobs $(JOBS)
 
 # The same search read off a model of the kept full-length trials: the samplers and the tree's variants, 30 seeds
-# each (210 studies: 83 minutes here, one job at a time beside two trainings); a screen: what pays here is then
+# each (210 studies: 83 minutes here, one job at a time beside two trainings; +prior adds 30 studies of ~1 minute,
+# most of it fitting the prior); a screen: what pays here is then
 # confirmed by bench-samplers.
 bench-samplers-screen: $(STAMP)
 	$(PYTHON) scripts/bench_samplers.py --problem lab_surrogate --seeds 30 --jobs $(JOBS) \
-	  --samplers ucb_tree ucb_tree+gp+cover ucb_tree+ard+cover ucb_tree+ard+cover+fresh tpe gp random
+	  --samplers ucb_tree ucb_tree+gp+cover ucb_tree+ard+cover ucb_tree+ard+cover+fresh ucb_tree+ard+cover+prior tpe gp random
 
 bench-fidelity: $(STAMP)
 	$(PYTHON) scripts/bench_fidelity.py
