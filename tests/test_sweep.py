@@ -96,6 +96,8 @@ def test_bad_sweep_settings_stop_before_any_trial(tmp_path):
         (["hydra.sweeper.ucb_rerun_root=maybe"], "error: hydra.sweeper.ucb_rerun_root=maybe: Value 'maybe' is not a valid bool"),
         (["hydra.sweeper.ucb_exploit_beta=-1"], "error: hydra.sweeper.ucb_exploit_beta=-1.0: must be >= 0"),
         (["hydra.sweeper.n_trials=abc"], "error: hydra.sweeper.n_trials=abc: Value 'abc' of type 'str' could not be converted to Integer"),
+        (["hydra.sweeper.ucb_prior=[nowhere]"], "error: hydra.sweeper.ucb_prior needs a guide: hydra.sweeper.ucb_guide=gp or gp_ard"),
+        (["hydra.sweeper.ucb_guide=gp", "hydra.sweeper.ucb_prior=[nowhere]"], "error: hydra.sweeper.ucb_prior: nowhere does not exist"),
     ):
         r = sweep(tmp_path, "sweep=ucb", *args, check=False)
         assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith(needle)
