@@ -22,6 +22,7 @@ from . import records
 from .resilient import is_transient, retry, seconds_since_recovery
 from .settings import SweepSettings
 from .space import describe, override_value, parse_search_space
+from .surrogate import PriorStudies
 from .transfer import read_prior
 from .study import (RESEEDED_ON_RESUME, StudyError, make_pruner, make_sampler, objective_values, open_storage, open_study,
                     resumed_seed)
@@ -127,7 +128,7 @@ class _Heartbeat:
             self.thread.join()
 
 
-def read_prior_studies(settings: SweepSettings) -> list[list[tuple[dict[str, Any], float]]] | None:
+def read_prior_studies(settings: SweepSettings) -> PriorStudies | None:
     """The UCB guide's prior (`ucb_prior`): the earlier studies' rewards, oriented as this study's first objective."""
     if not settings.ucb_prior:
         return None

@@ -17,6 +17,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from .resilient import RetryingStorage
 from .settings import objective_sign
 from .planner import FIRST_BATCHES, GUIDES
+from .surrogate import PriorStudies
 from .ucb_sampler import UCBTreeSampler
 
 SAMPLERS = ("ucb_tree", "tpe", "gp", "random", "grid")
@@ -108,7 +109,7 @@ def resumed_seed(seed: int, n_trials: int) -> int:
 def make_sampler(kind: str, space: dict[str, BaseDistribution], base: dict[str, Any], *, seed: int, n_parallel: int,
                  n_iter_block: int, ucb_c: float, first_batch_params: list[str] | None,
                  ucb_guide: str = "none", ucb_first_batch: str = "lab", ucb_rerun_root: bool = True,
-                 ucb_exploit_beta: float = 1.0, ucb_prior: list[list[tuple[dict[str, Any], float]]] | None = None,
+                 ucb_exploit_beta: float = 1.0, ucb_prior: PriorStudies | None = None,
                  ) -> optuna.samplers.BaseSampler:
     if kind == "ucb_tree":
         first = [p for p in (first_batch_params or []) if p in space] or None

@@ -140,6 +140,7 @@ def _neg_log_posterior(theta: np.ndarray, D: np.ndarray, z: np.ndarray) -> tuple
     return float(value), grad
 
 
+PriorStudies = list[list[tuple[dict[str, Any], float]]]  # earlier studies: one list of (params, reward) each
 UNSHARED = ("seed",)  # a training seed's value says nothing about another study (its draws differ)
 
 
@@ -149,7 +150,7 @@ class Prior:
     prior trial sets (but the seed). Encoded with this space's ranges, so a learning rate means the same value in both; a
     prior value outside this space's range lies outside [0, 1], where the GP extrapolates."""
 
-    def __init__(self, space: Mapping[str, BaseDistribution], studies: Sequence[Sequence[tuple[Mapping[str, Any], float]]]):
+    def __init__(self, space: Mapping[str, BaseDistribution], studies: PriorStudies):
         trials = [(c, v) for s in studies for c, v in s]
         self.names = [n for n in space if n not in UNSHARED and trials and all(n in c for c, _ in trials)]
         if not self.names:

@@ -18,6 +18,8 @@ import optuna
 from optuna.distributions import distribution_to_json, json_to_distribution
 from optuna.trial import FrozenTrial, TrialState
 
+from .surrogate import PriorStudies
+
 FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 
 
@@ -64,7 +66,7 @@ def restore_study(trials: list[dict[str, Any]], name: str, storage: str | optuna
     return study
 
 
-def read_prior(paths: list[str], sign: float = 1.0) -> list[list[tuple[dict[str, Any], float]]]:
+def read_prior(paths: list[str], sign: float = 1.0) -> PriorStudies:
     """Earlier studies as a UCB guide's prior (`hydra.sweeper.ucb_prior`): one list of (params, reward) per file,
     the complete trials' first objective times `sign` (+1 maximised, -1 minimised). A path is a study's JSON
     (`study_to_json`, or a benchmark record holding it under "study") or a folder of them."""

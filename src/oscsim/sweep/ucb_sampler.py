@@ -28,7 +28,7 @@ from optuna.trial import FrozenTrial
 from .move_stats import MoveStats, move_stats
 from .moves import canon, contains, draw
 from .planner import FIRST_BATCHES, GUIDES, Config, TreeSettings, plan_slot
-from .surrogate import Prior
+from .surrogate import Prior, PriorStudies
 from .scores import PLAN_KEY, TreeNode, tree_nodes
 from .tree import batch_of, block_of, slot_of
 
@@ -76,7 +76,7 @@ class UCBTreeSampler(BaseSampler):
         first_batch: str = "lab",
         rerun_root: bool = True,
         exploit_beta: float = 1.0,
-        prior: list[list[tuple[dict[str, Any], float]]] | None = None,
+        prior: PriorStudies | None = None,
     ) -> None:
         if n_parallel < 1:
             raise ValueError("n_parallel must be >= 1")
