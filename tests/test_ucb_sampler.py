@@ -483,6 +483,13 @@ def test_covering_first_batch_spreads_over_the_space() -> None:
     assert first[0].params == root_config()
     assert all(len(diff(root_config(), t.params)) >= 3 for t in first[1:])  # not one-at-a-time moves
     assert {t.user_attrs["parent"] for t in first} == {None}
+    # the three draws are one hypercube: one per third of each log range (each slot is planned in its own call)
+    for seed in range(6):
+        batch = new_study(make_sampler(seed=seed, first_batch="cover"))
+        run(batch, 1)
+        for name, (lo, hi) in {"lr_k": (-4, -1), "lr_node": (-5, -2), "lr_sub": (-5, -2)}.items():
+            thirds = sorted(min(int((math.log10(t.params[name]) - lo) / (hi - lo) * 3), 2) for t in batch.trials[1:])
+            assert thirds == [0, 1, 2], (seed, name, thirds)
     again = new_study(make_sampler(seed=1, first_batch="cover"))
     run(again, 2)
     assert [t.params for t in sorted(again.trials, key=lambda t: t.number)] == [t.params for t in sorted(study.trials, key=lambda t: t.number)]

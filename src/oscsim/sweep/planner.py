@@ -140,6 +140,7 @@ class _Batch:
     ) -> None:
         self.s, self.configs = settings, configs
         self.batch_rng = batch_rng  # draws shared by the batch's slots (the covering first batch)
+        self._cover: list[Config] | None = None
         it0 = start + 1
         self.block = block_of(it0, settings.n_iter_block)
         block_start = (self.block - 1) * settings.n_iter_block + 1
@@ -179,7 +180,7 @@ class _Batch:
         if s == 0 and config_key(self.root) not in self.taken:  # (never, with rerun_root off, once the root is trained)
             return Plan(dict(self.root), None, None, "exploit", "exploit (baseline)", None, self.root_rule)
         if self.block == 1 and self.s.first_batch == "cover":  # the rest of the batch spreads over the space
-            draw_ = latin(self.s.space, self.s.n_parallel - 1, self.batch_rng)[s - 1]
+            draw_ = self.cover()[s - 1]
             config = {**self.root, **draw_}
             return Plan(config, None, None, "explore", "explore (Latin hypercube over the space)", None, self.root_rule)
         ranked = rank_ucb(self.moves, self.stats, self.s.c, rng)
@@ -195,6 +196,14 @@ class _Batch:
         if plan is None:  # every parameter is fixed: nothing to move
             plan = Plan(dict(self.root), None, None, "explore", "explore (no move possible)", None, self.root_rule)
         return plan
+
+    def cover(self) -> list[Config]:
+        """The covering batch's draws: one Latin hypercube for all its slots, drawn once (each slot drawing its own
+        would give independent points, not one per stratum)."""
+        if self._cover is None:
+            assert self.batch_rng is not None
+            self._cover = latin(self.s.space, self.s.n_parallel - 1, self.batch_rng)
+        return self._cover
 
     def later_slot(self, role: str, k: int, rng: np.random.Generator) -> Plan:
         """A slot after the block's first batch; ``k`` counts the earlier slots of the same role in this
