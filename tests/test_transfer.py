@@ -71,18 +71,19 @@ def test_restore_refuses_a_study_that_holds_trials(tmp_path):
         restore_study(study_to_json(study), "s", storage, ["maximize"])
 
 
-def test_an_earlier_study_steers_the_guided_trees_first_batch(tmp_path):
-    # A landscape whose lr_k peaks at 0.001, below the base 0.005, where the lab's first batch moves lr_k up.
-    # An earlier study of it (random draws), kept as JSON and given as the guide's prior, turns that move: the
-    # guide has a model before the study has a trial, and the exploit slot moves lr_k down.
-    def launch_low(jobs, numbers):
-        out = []
-        for job in jobs:
-            p = dict(o.split("=", 1) for o in job if "=" in o and not o.startswith("sweep_trial."))
-            r2 = 1 - abs(math.log10(float(p["lr_k"])) + 3) / 3 - abs(math.log10(float(p["lr_sub"])) + 2.5) / 4
-            out.append(Outcome({"rate_constants_R2": r2, "test_R2": 0.0, "status": "partial"}))
-        return out
+def launch_low(jobs, numbers):
+    """A landscape whose lr_k peaks at 0.001, below the base 0.005, where the lab's first batch moves lr_k up."""
+    out = []
+    for job in jobs:
+        p = dict(o.split("=", 1) for o in job if "=" in o and not o.startswith("sweep_trial."))
+        r2 = 1 - abs(math.log10(float(p["lr_k"])) + 3) / 3 - abs(math.log10(float(p["lr_sub"])) + 2.5) / 4
+        out.append(Outcome({"rate_constants_R2": r2, "test_R2": 0.0, "status": "partial"}))
+    return out
 
+
+def test_an_earlier_study_steers_the_guided_trees_first_batch(tmp_path):
+    # An earlier study of launch_low's landscape (random draws), kept as JSON and given as the guide's prior, turns
+    # the lab's lr_k-up move: the guide has a model before the study has a trial, and the exploit slot moves lr_k down.
     earlier = runner(tmp_path, "earlier", "random", 24).run(launch_low)
     (tmp_path / "kept").mkdir()
     (tmp_path / "kept" / "earlier.json").write_text(json.dumps(study_to_json(earlier)))
@@ -108,3 +109,20 @@ def test_a_prior_that_is_not_a_study_is_refused_in_one_line(tmp_path):
         read_prior([str(tmp_path / "bad.json")])
     with pytest.raises(ValueError, match="needs a guide"):
         runner(tmp_path, "s", "ucb_tree", 4, ucb_prior=[str(tmp_path / "bad.json")])
+
+
+def test_a_prior_chooses_the_covering_batch_among_hypercubes(tmp_path):
+    # The covering first batch stays a Latin hypercube (one lr_k per third of its log range), but with a prior it is
+    # the one whose best point the prior rates highest: here nearer the earlier study's peak (lr_k 0.001).
+    earlier = runner(tmp_path, "earlier", "random", 24).run(launch_low)
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "earlier.json").write_text(json.dumps(study_to_json(earlier)))
+    plain = runner(tmp_path, "plain", "ucb_tree", 4, ucb_guide="gp_ard", ucb_first_batch="cover").run(launch_low)
+    primed = runner(tmp_path, "primed", "ucb_tree", 4, ucb_guide="gp_ard", ucb_first_batch="cover",
+                    ucb_prior=[str(tmp_path / "kept")]).run(launch_low)
+    for st in (plain, primed):
+        trials = sorted(st.trials, key=lambda t: t.number)
+        assert trials[0].params == {k: BASE[k] for k in SPACE}
+        assert sorted(min(int((math.log10(t.params["lr_k"]) + 4) / 2 * 3), 2) for t in trials[1:]) == [0, 1, 2]
+    best = {name: max(t.value for t in st.trials[1:]) for name, st in (("plain", plain), ("primed", primed))}
+    assert best["primed"] > best["plain"] + 0.05, best

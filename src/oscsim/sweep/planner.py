@@ -3,7 +3,8 @@
 Roles cycle with the iteration, ``(iteration-1) % 4``: exploit, exploit, explore, probe (for n_parallel=4
 this is exactly the slot). The first batch of a block starts from the block's root: slot 0 is the baseline
 (root unchanged), the others one move each (block 1: one-at-a-time over ``first_batch_params``, as the
-seed's Batch 1). Later batches choose parents by the tree's scores:
+seed's Batch 1; or, ``first_batch="cover"``, one Latin hypercube over the space, chosen by the prior when
+there is one). Later batches choose parents by the tree's scores:
 
 * exploit: the k-th node by UCB (k counts exploit slots in this batch); the first one takes the move that
   paid most so far, with the conservative step.
@@ -92,6 +93,7 @@ class TreeSettings:
 
 GUIDES = ("none", "gp", "gp_ard")
 FIRST_BATCHES = ("lab", "cover")
+COVER_CANDIDATES = 64  # Latin hypercubes a prior chooses the covering first batch from
 BETA = {"explore": 2.0, "principle-test": 2.0, "boundary-probe": 2.0}  # mean + beta sd (exploit: TreeSettings)
 
 
@@ -199,10 +201,19 @@ class _Batch:
 
     def cover(self) -> list[Config]:
         """The covering batch's draws: one Latin hypercube for all its slots, drawn once (each slot drawing its own
-        would give independent points, not one per stratum)."""
+        would give independent points, not one per stratum). With a prior, the hypercube of COVER_CANDIDATES
+        whose best point the prior scores highest (mean + exploit_beta sd): still one draw per stratum, one of them
+        where earlier studies did well."""
         if self._cover is None:
             assert self.batch_rng is not None
-            self._cover = latin(self.s.space, self.s.n_parallel - 1, self.batch_rng)
+            n = self.s.n_parallel - 1
+            if self.s.prior is None or self.gp is None:
+                self._cover = latin(self.s.space, n, self.batch_rng)
+            else:
+                cubes = [latin(self.s.space, n, self.batch_rng) for _ in range(COVER_CANDIDATES)]
+                mu, sd = self.gp.predict(np.stack([encode(self.s.space, {**self.root, **d}) for c in cubes for d in c]))
+                best = (mu + self.s.exploit_beta * sd).reshape(len(cubes), n).max(axis=1)
+                self._cover = cubes[int(np.argmax(best))]
         return self._cover
 
     def later_slot(self, role: str, k: int, rng: np.random.Generator) -> Plan:
