@@ -182,9 +182,8 @@ class _Batch:
         if s == 0 and config_key(self.root) not in self.taken:  # (never, with rerun_root off, once the root is trained)
             return Plan(dict(self.root), None, None, "exploit", "exploit (baseline)", None, self.root_rule)
         if self.block == 1 and self.s.first_batch == "cover":  # the rest of the batch spreads over the space
-            draw_ = self.cover()[s - 1]
-            config = {**self.root, **draw_}
-            return Plan(config, None, None, "explore", "explore (Latin hypercube over the space)", None, self.root_rule)
+            return Plan(dict(self.cover()[s - 1]), None, None, "explore", "explore (Latin hypercube over the space)", None,
+                        self.root_rule)
         ranked = rank_ucb(self.moves, self.stats, self.s.c, rng)
         first: list[Move] = []
         if self.block == 1:
@@ -200,19 +199,20 @@ class _Batch:
         return plan
 
     def cover(self) -> list[Config]:
-        """The covering batch's draws: one Latin hypercube for all its slots, drawn once (each slot drawing its own
-        would give independent points, not one per stratum). With a prior, the hypercube of COVER_CANDIDATES
-        whose best point the prior scores highest (mean + exploit_beta sd): still one draw per stratum, one of them
-        where earlier studies did well."""
+        """The covering batch's configurations (the root with each draw): one Latin hypercube for all its slots, drawn
+        once (each slot drawing its own would give independent points, not one per stratum). With a prior, the
+        hypercube of COVER_CANDIDATES whose best point the prior scores highest (mean + exploit_beta sd): still one
+        draw per stratum, one of them where earlier studies did well."""
         if self._cover is None:
             assert self.batch_rng is not None
             n = self.s.n_parallel - 1
-            if self.s.prior is None or self.gp is None:
-                self._cover = latin(self.s.space, n, self.batch_rng)
+            draws = 1 if self.s.prior is None or self.gp is None else COVER_CANDIDATES
+            cubes = [[{**self.root, **d} for d in latin(self.s.space, n, self.batch_rng)] for _ in range(draws)]
+            if draws == 1:
+                self._cover = cubes[0]
             else:
-                cubes = [latin(self.s.space, n, self.batch_rng) for _ in range(COVER_CANDIDATES)]
-                mu, sd = self.gp.predict(np.stack([encode(self.s.space, {**self.root, **d}) for c in cubes for d in c]))
-                best = (mu + self.s.exploit_beta * sd).reshape(len(cubes), n).max(axis=1)
+                mu, sd = self.gp.predict(np.stack([encode(self.s.space, c) for cube in cubes for c in cube]))
+                best = (mu + self.s.exploit_beta * sd).reshape(draws, n).max(axis=1)
                 self._cover = cubes[int(np.argmax(best))]
         return self._cover
 
