@@ -13,15 +13,21 @@ configurations at full length (cached) and reports the milestones on those. Resu
 files there, and a rerun continues them. After every batch each study is also written to
 benchmarks/samplers/<problem>_f<fraction>/<study>.json (tracked): `--report` reads it for studies whose SQLite file
 is not on the machine, and a run continues such a study from it (on another machine, say).
+
+`tpe+cover+prior` (likewise `gp+`, `random+`; `+cover` alone without the prior) starts an Optuna sampler from the
+first batch the tree (ARD guide, covering batch) plans for the same seed, so the two know the same by trial 4; on the
+real problems those four results are read from the tree's records of that seed where they hold the same
+configurations (training is deterministic per configuration), else trained.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
+import math
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -136,19 +142,31 @@ def one_study(problem: str, sampler: str, seed: int, n_trials: int, fraction: fl
     from oscsim.train import train_batch
 
     pb = PROBLEMS[problem]
+    name = study_name(sampler, seed)
     base_overrides = [*pb.overrides, *FAST, f"data_augmentation_loop={pb.aug * fraction:g}"]
     (base_cfg,) = compose_all([base_overrides])
-    if pb.surrogate:
-        from oscsim.sweep.space import parse_search_space
+    from oscsim.sweep.space import parse_search_space
 
-        space = parse_search_space(pb.space)[0]
+    space = parse_search_space(pb.space)[0]
+    if pb.surrogate:
         gp, noise_sd = lab_surrogate(space)
+    kind, *options = sampler.split("+")
+    # tpe+cover+prior: an Optuna sampler whose first batch is the tree's (the prior's choice with +prior), so both
+    # know the same by trial 4; those trials' results are read from the tree's records of the same seed where
+    # they hold the same configurations (training is deterministic per configuration)
+    known = trained_results(out, seed) if kind != "ucb_tree" and "cover" in options and not pb.surrogate else []
 
     def launch(jobs: list[list[str]], numbers: list[int]) -> list[Outcome]:
         cfgs = compose_all([[o for o in job if not o.startswith("sweep_trial.")] for job in jobs])
         if pb.surrogate:
             return [Outcome({"rate_constants_R2": surrogate_r2(gp, noise_sd, space, {k: c[k] for k in space}, seed)})
                     for c in cfgs]
+        found = [next((r2 for params, r2 in known if same_params(params, {k: c[k] for k in space})), False)
+                 for c in cfgs]
+        if known and all(r2 is not False for r2 in found):
+            print(f"{name}: trials {numbers} read from the tree's records (the same configurations)", flush=True)
+            return [Outcome({"rate_constants_R2": r2}) if r2 is not None else Outcome(None, "failed in the record")
+                    for r2 in found]
         with tempfile.TemporaryDirectory() as d:
             try:
                 results = train_batch([(c, Path(d) / str(n), None) for c, n in zip(cfgs, numbers)])
@@ -156,20 +174,22 @@ def one_study(problem: str, sampler: str, seed: int, n_trials: int, fraction: fl
                 return [Outcome(None, f"{type(e).__name__}: {e}")] * len(jobs)
         return [Outcome(m) for m in results]
 
-    name = study_name(sampler, seed)
     # ucb_tree+gp+cover+fresh: the UCB tree with its GP guide, covering first batch, and no configuration trained twice;
     # +prior: the guide starts from the kept studies of another problem (pb.prior)
-    kind, *options = sampler.split("+")
     guide = "gp_ard" if "ard" in options else "gp" if "gp" in options else "none"  # ucb_tree+ard: per-parameter length scales
+    prior = [str(RECORDS / pb.prior)] if "prior" in options and pb.prior else []
     settings = SweepSettings(sampler=kind, ucb_guide=guide,
                              ucb_first_batch="cover" if "cover" in options else "lab",
                              ucb_rerun_root="fresh" not in options, ucb_exploit_beta=0.0 if "mean" in options else 1.0,
-                             ucb_prior=[str(RECORDS / pb.prior)] if "prior" in options and pb.prior else [],
+                             ucb_prior=prior if kind == "ucb_tree" else [],
                              study_name=name, storage=f"sqlite:///{out.resolve()}/{name}.db",
                              n_trials=n_trials, n_parallel=4, seed=seed, objectives=["rate_constants_R2"],
                              directions=["maximize"], params=pb.space, first_batch_params=pb.first_batch,
                              heartbeat_interval=60, grace_period=180)  # a killed run's trials are retried on resume
     base = {k: base_cfg[k] for k in base_cfg if not hasattr(base_cfg[k], "keys")}
+    if kind != "ucb_tree" and "cover" in options:
+        settings.enqueue = [{"id": f"tree_first_batch_{i}", "params": p}
+                            for i, p in enumerate(tree_first_batch(space, base, replace(settings, ucb_prior=prior), pb))]
     record = record_path(out, name)
     if not (out / f"{name}.db").exists() and (carried := read_record(record)["study"]):
         # begun on another machine: continue from the trials its record carries
@@ -180,6 +200,33 @@ def one_study(problem: str, sampler: str, seed: int, n_trials: int, fraction: fl
     study = runner.run(launch, after_batch=None if pb.surrogate else lambda st: write_record(record, st))
     return [{"params": t.params, "R2": t.values[0] if t.values else None}
             for t in sorted(study.trials, key=lambda t: t.number)]
+
+
+def tree_first_batch(space: dict, base: dict, settings, pb: Problem) -> list[dict]:
+    """The covering first batch the tree (ARD guide, `cover`, and the prior where the settings carry one) plans for
+    this seed: what `tpe+cover+prior` and the like start from."""
+    from oscsim.sweep.runner import read_prior_studies
+    from oscsim.sweep.study import make_sampler
+
+    tree = replace(settings, sampler="ucb_tree", ucb_guide="gp_ard", ucb_first_batch="cover")  # reads settings.ucb_prior
+    sampler = make_sampler("ucb_tree", space, {k: base.get(k) for k in space}, seed=settings.seed,
+                           n_parallel=settings.n_parallel, n_iter_block=settings.n_iter_block, ucb_c=settings.ucb_c,
+                           first_batch_params=pb.first_batch, ucb_guide="gp_ard", ucb_first_batch="cover",
+                           ucb_prior=read_prior_studies(tree))
+    return sampler.first_batch()
+
+
+def trained_results(out: Path, seed: int) -> list[tuple[dict, float | None]]:
+    """(params, R2) of every trial in this folder's records of sampler seed `seed` (any sampler)."""
+    folder = RECORDS / out.name
+    return [(t["params"], t["R2"]) for path in sorted(folder.glob(f"*_seed{seed}.json"))
+            for t in read_record(path)["trials"]]
+
+
+def same_params(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(
+        math.isclose(a[k], b[k], rel_tol=1e-12) if isinstance(a[k], float) or isinstance(b[k], float) else a[k] == b[k]
+        for k in a)
 
 
 def record_path(out: Path, name: str) -> Path:

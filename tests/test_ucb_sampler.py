@@ -97,6 +97,7 @@ def test_first_batch_reproduces_seed_batch_1() -> None:
         "exploit (baseline)", "explore (lr_k high)", "explore (lr_node high)", "explore (lr_sub low)"
     ]
     assert {x.user_attrs["parent_rule"] for x in t} == {"root (initial batch)"}
+    assert make_sampler().first_batch() == [x.params for x in t]  # the plan, read without a study
     a = t[2].user_attrs
     assert (a["parent"], a["slot"], a["block"], a["batch"], a["iter"]) == (None, 2, 1, 1, 3)
 
@@ -483,6 +484,7 @@ def test_covering_first_batch_spreads_over_the_space() -> None:
     assert first[0].params == root_config()
     assert all(len(diff(root_config(), t.params)) >= 3 for t in first[1:])  # not one-at-a-time moves
     assert {t.user_attrs["parent"] for t in first} == {None}
+    assert make_sampler(seed=1, first_batch="cover").first_batch() == [t.params for t in first]
     # the three draws are one hypercube: one per third of each log range (each slot is planned in its own call)
     for seed in range(6):
         batch = new_study(make_sampler(seed=seed, first_batch="cover"))

@@ -131,6 +131,11 @@ class UCBTreeSampler(BaseSampler):
             return canon(param_distribution, self._base[param_name])
         return draw(param_distribution, self._rng(trial.number, param_name))
 
+    def first_batch(self) -> list[dict[str, Any]]:
+        """The configurations an empty study's first batch runs (block 1, before any trial has finished): what
+        this sampler would plan for trials 0 .. n_parallel-1, to read or to give another sampler as a start."""
+        return [dict(plan_slot(self._tree, [], {}, 0, s, self._rng).config) for s in range(self._tree.n_parallel)]
+
     def move_stats(self, study: Study) -> MoveStats:
         """Mean reward change and count per (param, direction) over all finished trials."""
         return move_stats(self._finished(study, before=None)[0], self._tree.n_iter_block)
