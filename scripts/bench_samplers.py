@@ -152,8 +152,8 @@ def one_study(problem: str, sampler: str, seed: int, n_trials: int, fraction: fl
         gp, noise_sd = lab_surrogate(space)
     kind, *options = sampler.split("+")
     # tpe+cover+prior: an Optuna sampler whose first batch is the tree's (the prior's choice with +prior), so both
-    # know the same by trial 4; those trials' results are read from the tree's records of the same seed where
-    # they hold the same configurations (training is deterministic per configuration)
+    # know the same by trial 4; a batch whose configurations this folder's records of the same seed already hold
+    # (the tree's first batch) is read from them (training is deterministic per configuration)
     known = trained_results(out, seed) if kind != "ucb_tree" and "cover" in options and not pb.surrogate else []
 
     def launch(jobs: list[list[str]], numbers: list[int]) -> list[Outcome]:
@@ -164,7 +164,8 @@ def one_study(problem: str, sampler: str, seed: int, n_trials: int, fraction: fl
         found = [next((r2 for params, r2 in known if same_params(params, {k: c[k] for k in space})), False)
                  for c in cfgs]
         if known and all(r2 is not False for r2 in found):
-            print(f"{name}: trials {numbers} read from the tree's records (the same configurations)", flush=True)
+            print(f"{name}: trials {numbers} read from this folder's records of seed {seed} (the same configurations)",
+                  flush=True)
             return [Outcome({"rate_constants_R2": r2}) if r2 is not None else Outcome(None, "failed in the record")
                     for r2 in found]
         with tempfile.TemporaryDirectory() as d:
