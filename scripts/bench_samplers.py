@@ -27,7 +27,7 @@ import json
 import math
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -190,7 +190,7 @@ def one_study(problem: str, sampler: str, seed: int, n_trials: int, fraction: fl
     base = {k: base_cfg[k] for k in base_cfg if not hasattr(base_cfg[k], "keys")}
     if kind != "ucb_tree" and "cover" in options:
         settings.enqueue = [{"id": f"tree_first_batch_{i}", "params": p}
-                            for i, p in enumerate(tree_first_batch(space, base, replace(settings, ucb_prior=prior), pb))]
+                            for i, p in enumerate(tree_first_batch(space, base, settings, pb, prior))]
     record = record_path(out, name)
     if not (out / f"{name}.db").exists() and (carried := read_record(record)["study"]):
         # begun on another machine: continue from the trials its record carries
@@ -203,17 +203,16 @@ def one_study(problem: str, sampler: str, seed: int, n_trials: int, fraction: fl
             for t in sorted(study.trials, key=lambda t: t.number)]
 
 
-def tree_first_batch(space: dict, base: dict, settings, pb: Problem) -> list[dict]:
-    """The covering first batch the tree (ARD guide, `cover`, and the prior where the settings carry one) plans for
-    this seed: what `tpe+cover+prior` and the like start from."""
-    from oscsim.sweep.runner import read_prior_studies
+def tree_first_batch(space: dict, base: dict, settings, pb: Problem, prior: list[str]) -> list[dict]:
+    """The covering first batch the tree (ARD guide, `cover`, and the prior's studies where given) plans for this
+    seed: what `tpe+cover+prior` and the like start from (the benchmark maximises, so rewards are read as they are)."""
     from oscsim.sweep.study import make_sampler
+    from oscsim.sweep.transfer import read_prior
 
-    tree = replace(settings, sampler="ucb_tree", ucb_guide="gp_ard", ucb_first_batch="cover")  # reads settings.ucb_prior
     sampler = make_sampler("ucb_tree", space, {k: base.get(k) for k in space}, seed=settings.seed,
                            n_parallel=settings.n_parallel, n_iter_block=settings.n_iter_block, ucb_c=settings.ucb_c,
                            first_batch_params=pb.first_batch, ucb_guide="gp_ard", ucb_first_batch="cover",
-                           ucb_prior=read_prior_studies(tree))
+                           ucb_prior=read_prior(prior) if prior else None)
     return sampler.first_batch()
 
 

@@ -107,18 +107,30 @@ def plan_slot(
 ) -> Plan:
     """Plan of ``slot`` in the batch whose first trial number is ``start``, from the nodes finished before it.
     The slots before it are planned too (same inputs, same result) so slots never duplicate each other."""
+    return plan_batch(settings, nodes, configs, start, slot + 1, rng_for)[-1]
+
+
+def plan_batch(
+    settings: TreeSettings,
+    nodes: Sequence[TreeNode],
+    configs: Mapping[int, Config],
+    start: int,
+    n_slots: int,
+    rng_for: Callable[[int], np.random.Generator],
+) -> list[Plan]:
+    """Plans of the first ``n_slots`` slots of the batch whose first trial number is ``start``, in order."""
     batch = _Batch(settings, nodes, configs, start, rng_for(start))
     counts = {"exploit": 0, "explore": 0, "probe": 0}
-    plan = None
-    for s in range(slot + 1):
+    plans = []
+    for s in range(n_slots):
         number = start + s
         role = ROLE_CYCLE[number % len(ROLE_CYCLE)]
         k, counts[role] = counts[role], counts[role] + 1
         rng = rng_for(number)
         plan = batch.first_slot(s, role, rng) if batch.batch_in_block == 1 else batch.later_slot(role, k, rng)
         batch.take(plan)
-    assert plan is not None
-    return plan
+        plans.append(plan)
+    return plans
 
 
 def config_key(config: Config) -> str:

@@ -27,7 +27,7 @@ from optuna.trial import FrozenTrial
 
 from .move_stats import MoveStats, move_stats
 from .moves import canon, contains, draw
-from .planner import FIRST_BATCHES, GUIDES, Config, TreeSettings, plan_slot
+from .planner import FIRST_BATCHES, GUIDES, Config, TreeSettings, plan_batch, plan_slot
 from .surrogate import Prior, PriorStudies
 from .scores import PLAN_KEY, TreeNode, tree_nodes
 from .tree import batch_of, block_of, slot_of
@@ -134,7 +134,7 @@ class UCBTreeSampler(BaseSampler):
     def first_batch(self) -> list[dict[str, Any]]:
         """The configurations an empty study's first batch runs (block 1, before any trial has finished): what
         this sampler would plan for trials 0 .. n_parallel-1, to read or to give another sampler as a start."""
-        return [dict(plan_slot(self._tree, [], {}, 0, s, self._rng).config) for s in range(self._tree.n_parallel)]
+        return [dict(p.config) for p in plan_batch(self._tree, [], {}, 0, self._tree.n_parallel, self._rng)]
 
     def move_stats(self, study: Study) -> MoveStats:
         """Mean reward change and count per (param, direction) over all finished trials."""
