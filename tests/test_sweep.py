@@ -101,6 +101,9 @@ def test_bad_sweep_settings_stop_before_any_trial(tmp_path):
     ):
         r = sweep(tmp_path, "sweep=ucb", *args, check=False)
         assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith(needle)
+    r = sweep(tmp_path, "sweep=ucb_primed", check=False)  # the primed tree has no default prior
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith(
+        "error: hydra.sweeper.ucb_prior=[]: sweep=ucb_primed needs earlier studies")
     assert not list((tmp_path / "multirun").rglob("metrics.json")) if (tmp_path / "multirun").exists() else True
 
 

@@ -128,3 +128,25 @@ def test_a_prior_chooses_the_covering_batch_among_hypercubes(tmp_path):
     assert best["primed"] > best["plain"] + 0.05, best
     # what another sampler can be started from: the same four configurations, read without running the study
     assert primed.sampler.first_batch() == [t.params for t in sorted(primed.trials, key=lambda t: t.number)]
+
+
+def test_a_prior_named_by_study_reads_the_sweeps_own_storage(tmp_path):
+    # `study:<name>` reads an earlier study from the sweep's storage: the same prior, and so the same plans, as the
+    # study's JSON; `python -m oscsim.sweep.transfer` writes that JSON.
+    from oscsim.sweep.study import StudyError
+    from oscsim.sweep.transfer import main as export, read_prior
+
+    earlier = runner(tmp_path, "earlier", "random", 24).run(launch_low)
+    restore_study(study_to_json(earlier), "earlier", f"sqlite:///{tmp_path}/by_name.db", ["maximize"])
+    export(["earlier", "--storage", f"sqlite:///{tmp_path}/earlier.db", "-o", str(tmp_path / "earlier.json")])
+    by_file = read_prior([str(tmp_path / "earlier.json")])
+    assert read_prior(["study:earlier"], storage=f"sqlite:///{tmp_path}/earlier.db") == by_file
+    assert len(by_file) == 1 and len(by_file[0]) == 24
+    kw = dict(ucb_guide="gp_ard", ucb_first_batch="cover", ucb_exploit_beta=0.0)
+    by_name = runner(tmp_path, "by_name", "ucb_tree", 8, ucb_prior=["study:earlier"], **kw).run(launch_low)
+    as_json = runner(tmp_path, "as_json", "ucb_tree", 8, ucb_prior=[str(tmp_path / "earlier.json")], **kw).run(launch_low)
+    assert configs(by_name) == configs(as_json) and len(by_name.trials) == 8
+    with pytest.raises(ValueError, match=r"study:nope: no such study in this storage \(studies there: by_name, earlier\)"):
+        runner(tmp_path, "by_name", "ucb_tree", 8, ucb_prior=["study:nope"], **kw)
+    with pytest.raises(StudyError, match="study:by_name is this study itself"):
+        runner(tmp_path, "by_name", "ucb_tree", 8, ucb_prior=["study:by_name"], **kw)

@@ -62,7 +62,13 @@ def build_runner(cfg: DictConfig, arguments: List[str], config_loader: Any = Non
         else:
             fixed.append(o.input_line)
     sweep_dir = Path(cfg.hydra.sweep.dir)
-    return SweepRunner(settings_from(cfg, sweep_dir, extra), base_config(cfg), fixed, sweep_dir,
+    settings = settings_from(cfg, sweep_dir, extra)
+    if cfg.hydra.runtime.choices.get("sweep") == "ucb_primed" and not settings.ucb_prior:
+        from oscsim.sweep.study import StudyError
+
+        raise StudyError("hydra.sweeper.ucb_prior=[]: sweep=ucb_primed needs earlier studies: study:<name> (a study "
+                         "in this storage), a study's JSON or a folder of them")
+    return SweepRunner(settings, base_config(cfg), fixed, sweep_dir,
                        f"simulation_{cfg.simulation.name}", simulation_params(cfg).digest(), regime_lines(cfg))
 
 

@@ -23,7 +23,7 @@ from .resilient import is_transient, retry, seconds_since_recovery
 from .settings import SweepSettings
 from .space import describe, override_value, parse_search_space
 from .surrogate import PriorStudies
-from .transfer import read_prior
+from .transfer import STUDY_PREFIX, read_prior
 from .study import (RESEEDED_ON_RESUME, StudyError, make_pruner, make_sampler, objective_values, open_storage, open_study,
                     resumed_seed)
 
@@ -128,13 +128,17 @@ class _Heartbeat:
             self.thread.join()
 
 
-def read_prior_studies(settings: SweepSettings) -> PriorStudies | None:
-    """The UCB guide's prior (`ucb_prior`): the earlier studies' rewards, oriented as this study's first objective."""
+def read_prior_studies(settings: SweepSettings, storage: Any = None) -> PriorStudies | None:
+    """The UCB guide's prior (`ucb_prior`): the earlier studies' rewards, oriented as this study's first objective;
+    `study:<name>` entries are read from `storage`, the sweep's own."""
     if not settings.ucb_prior:
         return None
     if settings.ucb_guide == "none":
         raise StudyError("hydra.sweeper.ucb_prior needs a guide: hydra.sweeper.ucb_guide=gp or gp_ard")
-    return read_prior(list(settings.ucb_prior), 1.0 if settings.directions[0] == "maximize" else -1.0)
+    if f"{STUDY_PREFIX}{settings.study_name}" in settings.ucb_prior:  # its own trials would count twice
+        raise StudyError(f"hydra.sweeper.ucb_prior: {STUDY_PREFIX}{settings.study_name} is this study itself; "
+                         "must name earlier studies")
+    return read_prior(list(settings.ucb_prior), 1.0 if settings.directions[0] == "maximize" else -1.0, storage)
 
 
 class SweepRunner:
@@ -150,7 +154,7 @@ class SweepRunner:
         self.storage = open_storage(settings.storage, settings.heartbeat_interval, settings.grace_period,
                                     settings.max_retry)
         base_params = {k: base.get(k) for k in self.space}
-        prior = read_prior_studies(settings)
+        prior = read_prior_studies(settings, self.storage)
 
         def sampler(seed: int):
             return make_sampler(settings.sampler, self.space, base_params, seed=seed,

@@ -66,26 +66,81 @@ def restore_study(trials: list[dict[str, Any]], name: str, storage: str | optuna
     return study
 
 
-def read_prior(paths: list[str], sign: float = 1.0) -> PriorStudies:
-    """Earlier studies as a UCB guide's prior (`hydra.sweeper.ucb_prior`): one list of (params, reward) per file,
-    the complete trials' first objective times `sign` (+1 maximised, -1 minimised). A path is a study's JSON
-    (`study_to_json`, or a benchmark record holding it under "study") or a folder of them."""
-    files: list[Path] = []
-    for p in map(Path, paths):
+STUDY_PREFIX = "study:"  # a ucb_prior entry naming a study in the sweep's own storage
+
+
+def read_prior(sources: list[str], sign: float = 1.0, storage: str | optuna.storages.BaseStorage | None = None,
+               ) -> PriorStudies:
+    """Earlier studies as a UCB guide's prior (`hydra.sweeper.ucb_prior`): one list of (params, reward) per study,
+    the complete trials' first objective times `sign` (+1 maximised, -1 minimised). A source is a study's JSON
+    (`study_to_json`, or a benchmark record holding it under "study"), a folder of them, or `study:<name>`, a study
+    in `storage` (the sweep's own)."""
+    studies_json: list[tuple[str, Any]] = []
+    for src in sources:
+        if src.startswith(STUDY_PREFIX):
+            studies_json.append((src, _stored_study(src.removeprefix(STUDY_PREFIX), storage)))
+            continue
+        p = Path(src)
         if not p.exists():
-            raise ValueError(f"hydra.sweeper.ucb_prior: {p} does not exist (a study's JSON or a folder of them)")
-        files += sorted(p.glob("*.json")) if p.is_dir() else [p]
+            raise ValueError(f"hydra.sweeper.ucb_prior: {p} does not exist (a study's JSON, a folder of them, "
+                             f"or {STUDY_PREFIX}<name> for a study in this sweep's storage)")
+        for f in (sorted(p.glob("*.json")) if p.is_dir() else [p]):
+            try:
+                studies_json.append((str(f), json.loads(f.read_text())))
+            except ValueError as e:
+                raise ValueError(f"hydra.sweeper.ucb_prior: {f} is not a study's JSON ({type(e).__name__}: {e})") from None
     studies = []
-    for f in files:
+    for label, data in studies_json:
         try:
-            data = json.loads(f.read_text())
             trials = data["study"] if isinstance(data, dict) else data
             done = [(dict(t["params"]), sign * float(t["values"][0])) for t in trials
                     if t["state"] == "COMPLETE" and t["values"] and math.isfinite(t["values"][0])]
         except (ValueError, KeyError, TypeError, IndexError) as e:
-            raise ValueError(f"hydra.sweeper.ucb_prior: {f} is not a study's JSON ({type(e).__name__}: {e})") from None
+            raise ValueError(f"hydra.sweeper.ucb_prior: {label} is not a study's JSON ({type(e).__name__}: {e})") from None
         if len(done) > 1:  # one trial has no spread to standardise
             studies.append(done)
     if not studies:
-        raise ValueError(f"hydra.sweeper.ucb_prior: no study with two or more complete trials in {', '.join(paths)}")
+        raise ValueError(f"hydra.sweeper.ucb_prior: no study with two or more complete trials in {', '.join(sources)}")
     return studies
+
+
+def _stored_study(name: str, storage: str | optuna.storages.BaseStorage | None) -> list[dict[str, Any]]:
+    if storage is None:
+        raise ValueError(f"hydra.sweeper.ucb_prior: {STUDY_PREFIX}{name} needs a storage to read it from")
+    try:
+        return study_to_json(optuna.load_study(study_name=name, storage=storage))
+    except KeyError:
+        known = ", ".join(sorted(s.study_name for s in optuna.get_all_study_summaries(storage))) or "none"
+        raise ValueError(f"hydra.sweeper.ucb_prior: {STUDY_PREFIX}{name}: no such study in this storage "
+                         f"(studies there: {known})") from None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m oscsim.sweep.transfer STUDY [--storage URL] [-o FILE]`: a study's finished trials as JSON (what
+    `restore_study` and `hydra.sweeper.ucb_prior` read), to carry it to another machine or keep it as a prior."""
+    import argparse
+    import sys
+
+    from .settings import MULTIRUN_ROOT, STORAGE_FILE
+
+    ap = argparse.ArgumentParser(prog="python -m oscsim.sweep.transfer", description=main.__doc__)
+    ap.add_argument("study", help="the study's name")
+    ap.add_argument("--storage", default=f"sqlite:///{MULTIRUN_ROOT}/{STORAGE_FILE}",
+                    help="an Optuna storage URL (default: the sweeps' default, sqlite:///multirun/oscsim.db)")
+    ap.add_argument("-o", "--output", help="the JSON file to write (default: standard output)")
+    args = ap.parse_args(argv)
+    try:
+        trials = _stored_study(args.study, args.storage)
+    except ValueError as e:
+        print(f"error: {str(e).removeprefix('hydra.sweeper.ucb_prior: ' + STUDY_PREFIX)}", file=sys.stderr)
+        raise SystemExit(2) from None
+    text = json.dumps(trials, indent=1)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+        print(f"{args.study}: {len(trials)} finished trials -> {args.output}", file=sys.stderr)
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    main()
