@@ -18,6 +18,10 @@ is not on the machine, and a run continues such a study from it (on another mach
 first batch the tree (ARD guide, covering batch) plans for the same seed, so the two know the same by trial 4; on the
 real problems those four results are read from the tree's records of that seed where they hold the same
 configurations (training is deterministic per configuration), else trained.
+
+`--report --paired-with S` adds each sampler minus S, seed by seed, at each checkpoint (mean ± standard error, seeds
+better / worse); in a report a sampler written `NAME@TAG` is read from the study set of `--tag TAG` (`random@`: the
+untagged one), so studies run apart can be paired.
 """
 from __future__ import annotations
 
@@ -291,6 +295,28 @@ def milestone_cell(hits: list[int | None], n_trials: int) -> str:
     return f"median {med:g} ({per_seed})" if np.isfinite(med) else f"median > {n_trials} ({per_seed})"
 
 
+def paired_lines(curves: dict[str, list[list[float]]], seeds: dict[str, list[int]], ref: str,
+                 checkpoints: list[int]) -> list[str]:
+    """Each sampler minus `ref` over the seeds both ran: mean difference of the best so far ± its standard error,
+    and on how many seeds it is better / worse, at each checkpoint."""
+    if ref not in curves:
+        return ["", f"(no finished study of {ref} to pair with)"]
+    by_seed = {s: dict(zip(seeds[s], runs)) for s, runs in curves.items()}
+    lines = ["", f"Paired by seed, each sampler minus {ref}: mean ± standard error (seeds better / worse)", "",
+             "| sampler | seeds | " + " | ".join(f"after {n}" for n in checkpoints) + " |",
+             "|---|---|" + "---|" * len(checkpoints)]
+    for s in curves:
+        common = sorted(set(by_seed[s]) & set(by_seed[ref]))
+        if s == ref or len(common) < 2:
+            continue
+        cells = []
+        for n in checkpoints:
+            d = np.array([by_seed[s][k][n - 1] - by_seed[ref][k][n - 1] for k in common])
+            cells.append(f"{d.mean():+.3f} ± {d.std(ddof=1) / np.sqrt(len(d)):.3f} ({(d > 0).sum()} / {(d < 0).sum()})")
+        lines.append(f"| {s} | {len(common)} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def full_length_r2(problem: str, params_list: list[dict], cache: Path) -> list[float]:
     """rate_constants_R2 of each configuration at the lab's full length (cached by configuration)."""
     from oscsim.train import train_batch
@@ -354,14 +380,23 @@ def main() -> None:
                     help="with --report: write the records of the studies on this machine, finished or not (a run "
                          "writes them after every batch)")
     ap.add_argument("--tag", default="", help="suffix of the output folder (a variant measured apart)")
+    ap.add_argument("--paired-with", metavar="SAMPLER",
+                    help="with --report: each sampler minus this one, seed by seed, at each checkpoint")
     args = ap.parse_args()
     milestones = PROBLEMS[args.problem].milestones
     out = ROOT / f"{args.problem}_f{args.fraction:g}{args.tag}"
     out.mkdir(parents=True, exist_ok=True)
     seed_ids = range(args.first_seed, args.first_seed + args.seeds)
     tasks = [(s, seed) for seed in seed_ids for s in args.samplers]  # seed-major: partial runs compare
+    if not args.report and any("@" in s for s in args.samplers):
+        ap.error("--samplers NAME@TAG (a study set of another --tag) only with --report")
     if args.report:  # what has finished so far, without running anything
-        results = {f"{s}/{seed}": r for s, seed in tasks if (r := finished_study(out, s, seed, args.trials))}
+        def where(spec: str) -> tuple[str, Path]:  # `random@` reads the untagged folder, `x@_t` the folder of --tag _t
+            name, at, tag = spec.partition("@")
+            return name, (ROOT / f"{args.problem}_f{args.fraction:g}{tag}") if at else out
+
+        results = {f"{s}/{seed}": r for s, seed in tasks if (r := finished_study(where(s)[1], where(s)[0], seed,
+                                                                                  args.trials))}
     else:
         with ProcessPoolExecutor(args.jobs) as pool:
             futures = {t: pool.submit(one_study, args.problem, t[0], t[1], args.trials, args.fraction, out) for t in tasks}
@@ -413,6 +448,8 @@ def main() -> None:
                 finals.append(curve[-1])
             cells = [milestone_cell(hits[m], args.trials) for m in milestones]
             lines.append(f"| {s} | " + " | ".join(cells) + f" | {np.mean(finals):.3f} ± {np.std(finals):.3f} |")
+    if args.paired_with:
+        lines += paired_lines(curves, seeds, args.paired_with, checkpoints)
     table = "\n".join(lines)
     print(table)
     (out / "table.md").write_text(table + "\n")
