@@ -126,6 +126,10 @@ def test_a_prior_chooses_the_covering_batch_among_hypercubes(tmp_path):
         assert sorted(min(int((math.log10(t.params["lr_k"]) + 4) / 2 * 3), 2) for t in trials[1:]) == [0, 1, 2]
     best = {name: max(t.value for t in st.trials[1:]) for name, st in (("plain", plain), ("primed", primed))}
     assert best["primed"] > best["plain"] + 0.05, best
+    strategy = {name: sorted(st.trials, key=lambda t: t.number)[1].user_attrs["strategy"]
+                for name, st in (("plain", plain), ("primed", primed))}  # the log says which hypercube it is
+    assert strategy == {"plain": "explore (Latin hypercube over the space, one draw)",
+                        "primed": "explore (Latin hypercube over the space, the prior's pick of 64)"}
     # what another sampler can be started from: the same four configurations, read without running the study
     assert primed.sampler.first_batch() == [t.params for t in sorted(primed.trials, key=lambda t: t.number)]
 

@@ -194,8 +194,9 @@ class _Batch:
         if s == 0 and config_key(self.root) not in self.taken:  # (never, with rerun_root off, once the root is trained)
             return Plan(dict(self.root), None, None, "exploit", "exploit (baseline)", None, self.root_rule)
         if self.block == 1 and self.s.first_batch == "cover":  # the rest of the batch spreads over the space
-            return Plan(dict(self.cover()[s - 1]), None, None, "explore", "explore (Latin hypercube over the space)", None,
-                        self.root_rule)
+            how = f"the prior's pick of {COVER_CANDIDATES}" if self.prior_picks_cover else "one draw"
+            return Plan(dict(self.cover()[s - 1]), None, None, "explore", f"explore (Latin hypercube over the space, {how})",
+                        None, self.root_rule)
         ranked = rank_ucb(self.moves, self.stats, self.s.c, rng)
         first: list[Move] = []
         if self.block == 1:
@@ -210,6 +211,10 @@ class _Batch:
             plan = Plan(dict(self.root), None, None, "explore", "explore (no move possible)", None, self.root_rule)
         return plan
 
+    @property
+    def prior_picks_cover(self) -> bool:
+        return self.s.prior is not None and self.gp is not None
+
     def cover(self) -> list[Config]:
         """The covering batch's configurations (the root with each draw): one Latin hypercube for all its slots, drawn
         once (each slot drawing its own would give independent points, not one per stratum). With a prior, the
@@ -218,7 +223,7 @@ class _Batch:
         if self._cover is None:
             assert self.batch_rng is not None
             n = self.s.n_parallel - 1
-            draws = 1 if self.s.prior is None or self.gp is None else COVER_CANDIDATES
+            draws = COVER_CANDIDATES if self.prior_picks_cover else 1
             cubes = [[{**self.root, **d} for d in latin(self.s.space, n, self.batch_rng)] for _ in range(draws)]
             if draws == 1:
                 self._cover = cubes[0]

@@ -155,6 +155,9 @@ class SweepRunner:
                                     settings.max_retry)
         base_params = {k: base.get(k) for k in self.space}
         prior = read_prior_studies(settings, self.storage)
+        if prior:  # said once: the plans depend on it
+            log.info("UCB guide's prior: %d studies, %d complete trials, from %s", len(prior),
+                     sum(map(len, prior)), ", ".join(settings.ucb_prior))
 
         def sampler(seed: int):
             return make_sampler(settings.sampler, self.space, base_params, seed=seed,
