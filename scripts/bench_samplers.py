@@ -391,12 +391,11 @@ def main() -> None:
     if not args.report and any("@" in s for s in args.samplers):
         ap.error("--samplers NAME@TAG (a study set of another --tag) only with --report")
     if args.report:  # what has finished so far, without running anything
-        def where(spec: str) -> tuple[str, Path]:  # `random@` reads the untagged folder, `x@_t` the folder of --tag _t
+        def where(spec: str) -> tuple[Path, str]:  # `random@` reads the untagged folder, `x@_t` the folder of --tag _t
             name, at, tag = spec.partition("@")
-            return name, (ROOT / f"{args.problem}_f{args.fraction:g}{tag}") if at else out
+            return (ROOT / f"{args.problem}_f{args.fraction:g}{tag}") if at else out, name
 
-        results = {f"{s}/{seed}": r for s, seed in tasks if (r := finished_study(where(s)[1], where(s)[0], seed,
-                                                                                  args.trials))}
+        results = {f"{s}/{seed}": r for s, seed in tasks if (r := finished_study(*where(s), seed, args.trials))}
     else:
         with ProcessPoolExecutor(args.jobs) as pool:
             futures = {t: pool.submit(one_study, args.problem, t[0], t[1], args.trials, args.fraction, out) for t in tasks}

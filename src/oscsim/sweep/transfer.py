@@ -78,7 +78,12 @@ def read_prior(sources: list[str], sign: float = 1.0, storage: str | optuna.stor
     studies_json: list[tuple[str, Any]] = []
     for src in sources:
         if src.startswith(STUDY_PREFIX):
-            studies_json.append((src, _stored_study(src.removeprefix(STUDY_PREFIX), storage)))
+            if storage is None:
+                raise ValueError(f"hydra.sweeper.ucb_prior: {src} needs a storage to read it from")
+            try:
+                studies_json.append((src, _stored_study(src.removeprefix(STUDY_PREFIX), storage)))
+            except ValueError as e:
+                raise ValueError(f"hydra.sweeper.ucb_prior: {STUDY_PREFIX}{e}") from None
             continue
         p = Path(src)
         if not p.exists():
@@ -104,15 +109,13 @@ def read_prior(sources: list[str], sign: float = 1.0, storage: str | optuna.stor
     return studies
 
 
-def _stored_study(name: str, storage: str | optuna.storages.BaseStorage | None) -> list[dict[str, Any]]:
-    if storage is None:
-        raise ValueError(f"hydra.sweeper.ucb_prior: {STUDY_PREFIX}{name} needs a storage to read it from")
+def _stored_study(name: str, storage: str | optuna.storages.BaseStorage) -> list[dict[str, Any]]:
+    """study_to_json of the study `name` in `storage`; ValueError naming the studies there when it has none so named."""
     try:
         return study_to_json(optuna.load_study(study_name=name, storage=storage))
     except KeyError:
         known = ", ".join(sorted(s.study_name for s in optuna.get_all_study_summaries(storage))) or "none"
-        raise ValueError(f"hydra.sweeper.ucb_prior: {STUDY_PREFIX}{name}: no such study in this storage "
-                         f"(studies there: {known})") from None
+        raise ValueError(f"{name}: no such study in this storage (studies there: {known})") from None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -132,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         trials = _stored_study(args.study, args.storage)
     except ValueError as e:
-        print(f"error: {str(e).removeprefix('hydra.sweeper.ucb_prior: ' + STUDY_PREFIX)}", file=sys.stderr)
+        print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     text = json.dumps(trials, indent=1)
     if args.output:
